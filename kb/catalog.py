@@ -1,0 +1,362 @@
+"""The catalog: documents, their versions, ingest outcomes and the job queue.
+
+`Catalog` is the interface the rest of kb uses; `SqliteCatalog` implements it with one SQLite file
+in WAL mode, which several processes may open at once (the app and `kb ingest`). Every write is one
+transaction, so a crash leaves the catalog either before or after a change, never in between.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from kb.records import Document, Job
+
+MAX_ATTEMPTS = 3  # a job that crashed its worker this often is failed instead of retried
+
+
+def doc_id_for(name: str) -> str:
+    """A short stable id derived from the document's identity."""
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Catalog(ABC):
+    """What kb needs from a catalog database."""
+
+    # documents -------------------------------------------------------------------------------
+    @abstractmethod
+    def documents(self) -> list[Document]: ...
+
+    @abstractmethod
+    def document(self, ref: str) -> Document | None:
+        """A document by id or by name."""
+
+    @abstractmethod
+    def serving_versions(self, doc_ids: Sequence[str]) -> dict[str, int]:
+        """The served version of each given document that exists and is not being deleted."""
+
+    @abstractmethod
+    def next_version(self, doc_id: str) -> int: ...
+
+    @abstractmethod
+    def begin_version(self, doc: Document, version: int) -> None:
+        """Record that `version` of `doc` is about to enter the index."""
+
+    @abstractmethod
+    def commit_version(self, doc_id: str, version: int, pages: int | None, chunks: int) -> None:
+        """The version is in the index: serve it, supersede the previous one."""
+
+    @abstractmethod
+    def abort_version(self, doc_id: str, version: int, reason: str) -> None: ...
+
+    @abstractmethod
+    def record_failure(self, doc: Document, reason: str) -> None:
+        """A version that could not be ingested; an older serving version stays served."""
+
+    @abstractmethod
+    def unserve(self, doc_id: str, reason: str) -> None:
+        """The document left the index (its original no longer parses): keep it listed as failed."""
+
+    @abstractmethod
+    def versions_in_progress(self) -> list[tuple[str, int]]:
+        """(doc_id, version) pairs begun but never committed or aborted: a crash interrupted them."""
+
+    @abstractmethod
+    def mark_deleting(self, doc_id: str) -> None: ...
+
+    @abstractmethod
+    def remove_document(self, doc_id: str) -> list[str]:
+        """Forget the document; returns the blobs no other document version refers to."""
+
+    @abstractmethod
+    def update_counts(self, doc_id: str, pages: int | None, chunks: int) -> None: ...
+
+    # jobs ------------------------------------------------------------------------------------
+    @abstractmethod
+    def enqueue(self, job: Job) -> int: ...
+
+    @abstractmethod
+    def claim_next(self) -> Job | None:
+        """Take the oldest queued job and mark it running (atomic across processes)."""
+
+    @abstractmethod
+    def finish(self, job_id: int, outcome: str, message: str) -> None: ...
+
+    @abstractmethod
+    def jobs(self, ids: Sequence[int]) -> list[Job]: ...
+
+    @abstractmethod
+    def recent_jobs(self, limit: int = 50) -> list[Job]: ...
+
+    @abstractmethod
+    def requeue_interrupted(self) -> list[Job]:
+        """Put jobs left running by a dead worker back in the queue (or fail them after MAX_ATTEMPTS)."""
+
+    @abstractmethod
+    def queued_count(self) -> int: ...
+
+    # settings kept with the data ---------------------------------------------------------------
+    @abstractmethod
+    def get_meta(self, key: str, default: str = "") -> str: ...
+
+    @abstractmethod
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, version INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL, sha256 TEXT NOT NULL DEFAULT '', size INTEGER NOT NULL DEFAULT 0,
+    kind TEXT NOT NULL DEFAULT '', pages INTEGER, chunks INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '', uploader TEXT NOT NULL DEFAULT '', groups TEXT NOT NULL DEFAULT '[]',
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS versions (
+    doc_id TEXT NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+    kind TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, error TEXT NOT NULL DEFAULT '',
+    pages INTEGER, chunks INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL,
+    PRIMARY KEY (doc_id, version)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',
+    blob TEXT NOT NULL DEFAULT '', size INTEGER NOT NULL DEFAULT 0, uploader TEXT NOT NULL DEFAULT '',
+    groups TEXT NOT NULL DEFAULT '[]', status TEXT NOT NULL, outcome TEXT NOT NULL DEFAULT '',
+    message TEXT NOT NULL DEFAULT '', attempts INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL, finished_at TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def _document(row: sqlite3.Row) -> Document:
+    fields = dict(row)
+    fields["groups"] = tuple(json.loads(fields["groups"]))
+    return Document(**fields)
+
+
+def _job(row: sqlite3.Row) -> Job:
+    fields = dict(row)
+    fields["groups"] = tuple(json.loads(fields["groups"]))
+    return Job(**fields)
+
+
+class SqliteCatalog(Catalog):
+    """The catalog in one SQLite file. Safe to share between threads and processes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; BEGIN IMMEDIATE takes the write lock up front to avoid deadlocks."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    # documents -------------------------------------------------------------------------------
+    def documents(self) -> list[Document]:
+        return [_document(r) for r in self._query("SELECT * FROM documents ORDER BY name")]
+
+    def document(self, ref: str) -> Document | None:
+        rows = self._query("SELECT * FROM documents WHERE doc_id = ? OR name = ?", (ref, ref))
+        return _document(rows[0]) if rows else None
+
+    def serving_versions(self, doc_ids: Sequence[str]) -> dict[str, int]:
+        if not doc_ids:
+            return {}
+        marks = ",".join("?" * len(doc_ids))
+        rows = self._query(
+            f"SELECT doc_id, version FROM documents WHERE doc_id IN ({marks}) "
+            "AND status != 'deleting' AND version > 0",
+            list(doc_ids),
+        )
+        return {r["doc_id"]: r["version"] for r in rows}
+
+    def next_version(self, doc_id: str) -> int:
+        rows = self._query("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM versions WHERE doc_id = ?", (doc_id,))
+        return int(rows[0]["v"])
+
+    def _ensure_document(self, db: sqlite3.Connection, doc: Document, status: str, error: str) -> None:
+        stamp = now()
+        db.execute(
+            "INSERT INTO documents (doc_id, name, version, status, sha256, size, kind, error, uploader,"
+            " groups, created_at, updated_at) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(doc_id) DO UPDATE SET error = excluded.error, updated_at = excluded.updated_at,"
+            " status = CASE WHEN documents.version > 0 THEN documents.status ELSE excluded.status END",
+            (doc.doc_id, doc.name, status, doc.sha256, doc.size, doc.kind, error, doc.uploader,
+             json.dumps(list(doc.groups)), stamp, stamp),
+        )
+
+    def begin_version(self, doc: Document, version: int) -> None:
+        with self._write() as db:
+            self._ensure_document(db, doc, "failed", "")
+            db.execute(
+                "INSERT OR REPLACE INTO versions (doc_id, version, sha256, size, kind, status, created_at)"
+                " VALUES (?, ?, ?, ?, ?, 'indexing', ?)",
+                (doc.doc_id, version, doc.sha256, doc.size, doc.kind, now()),
+            )
+
+    def commit_version(self, doc_id: str, version: int, pages: int | None, chunks: int) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE versions SET status = 'superseded' WHERE doc_id = ? AND status = 'ok'", (doc_id,)
+            )
+            db.execute(
+                "UPDATE versions SET status = 'ok', pages = ?, chunks = ? WHERE doc_id = ? AND version = ?",
+                (pages, chunks, doc_id, version),
+            )
+            db.execute(
+                "UPDATE documents SET version = ?, status = 'ok', error = '', pages = ?, chunks = ?,"
+                " sha256 = v.sha256, size = v.size, kind = v.kind, updated_at = ?"
+                " FROM (SELECT sha256, size, kind FROM versions WHERE doc_id = ? AND version = ?) AS v"
+                " WHERE documents.doc_id = ?",
+                (version, pages, chunks, now(), doc_id, version, doc_id),
+            )
+
+    def abort_version(self, doc_id: str, version: int, reason: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE versions SET status = 'failed', error = ? WHERE doc_id = ? AND version = ?",
+                (reason, doc_id, version),
+            )
+            db.execute(
+                "UPDATE documents SET error = ?, updated_at = ? WHERE doc_id = ?", (reason, now(), doc_id)
+            )
+
+    def record_failure(self, doc: Document, reason: str) -> None:
+        with self._write() as db:
+            self._ensure_document(db, doc, "failed", reason)
+
+    def unserve(self, doc_id: str, reason: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE versions SET status = 'superseded' WHERE doc_id = ? AND status = 'ok'", (doc_id,))
+            db.execute(
+                "UPDATE documents SET version = 0, status = 'failed', chunks = 0, error = ?, updated_at = ?"
+                " WHERE doc_id = ?",
+                (reason, now(), doc_id),
+            )
+
+    def versions_in_progress(self) -> list[tuple[str, int]]:
+        rows = self._query("SELECT doc_id, version FROM versions WHERE status = 'indexing'")
+        return [(r["doc_id"], r["version"]) for r in rows]
+
+    def mark_deleting(self, doc_id: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE documents SET status = 'deleting', updated_at = ? WHERE doc_id = ?", (now(), doc_id))
+
+    def remove_document(self, doc_id: str) -> list[str]:
+        with self._write() as db:
+            blobs = {r["sha256"] for r in db.execute("SELECT sha256 FROM versions WHERE doc_id = ?", (doc_id,))}
+            db.execute("DELETE FROM versions WHERE doc_id = ?", (doc_id,))
+            db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+            still_used = {
+                r["sha256"] for r in db.execute("SELECT DISTINCT sha256 FROM versions")
+            } | {r["blob"] for r in db.execute("SELECT blob FROM jobs WHERE status != 'done'")}
+        return sorted(blobs - still_used)
+
+    def update_counts(self, doc_id: str, pages: int | None, chunks: int) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE documents SET pages = ?, chunks = ? WHERE doc_id = ?", (pages, chunks, doc_id)
+            )
+            db.execute(
+                "UPDATE versions SET pages = ?, chunks = ? WHERE doc_id = ? AND status = 'ok'",
+                (pages, chunks, doc_id),
+            )
+
+    # jobs ------------------------------------------------------------------------------------
+    def enqueue(self, job: Job) -> int:
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO jobs (kind, name, blob, size, uploader, groups, status, outcome, message,"
+                " created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job.kind, job.name, job.blob, job.size, job.uploader, json.dumps(list(job.groups)),
+                 job.status, job.outcome, job.message, now(), now() if job.status == "done" else ""),
+            )
+            return int(cursor.lastrowid)
+
+    def claim_next(self) -> Job | None:
+        with self._write() as db:
+            row = db.execute("SELECT * FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE jobs SET status = 'running', attempts = attempts + 1 WHERE id = ?", (row["id"],))
+            return _job(db.execute("SELECT * FROM jobs WHERE id = ?", (row["id"],)).fetchone())
+
+    def finish(self, job_id: int, outcome: str, message: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE jobs SET status = 'done', outcome = ?, message = ?, finished_at = ? WHERE id = ?",
+                (outcome, message, now(), job_id),
+            )
+
+    def jobs(self, ids: Sequence[int]) -> list[Job]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        return [_job(r) for r in self._query(f"SELECT * FROM jobs WHERE id IN ({marks}) ORDER BY id", list(ids))]
+
+    def recent_jobs(self, limit: int = 50) -> list[Job]:
+        return [_job(r) for r in self._query("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,))]
+
+    def requeue_interrupted(self) -> list[Job]:
+        with self._write() as db:
+            rows = db.execute("SELECT * FROM jobs WHERE status = 'running'").fetchall()
+            for row in rows:
+                if row["attempts"] >= MAX_ATTEMPTS:
+                    db.execute(
+                        "UPDATE jobs SET status = 'done', outcome = 'failed', finished_at = ?, message = ?"
+                        " WHERE id = ?",
+                        (now(), f"stopped {row['attempts']} times while processing this file", row["id"]),
+                    )
+                else:
+                    db.execute("UPDATE jobs SET status = 'queued' WHERE id = ?", (row["id"],))
+        return [_job(r) for r in rows]
+
+    def queued_count(self) -> int:
+        return int(self._query("SELECT COUNT(*) AS n FROM jobs WHERE status != 'done'")[0]["n"])
+
+    # meta ------------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str = "") -> str:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0]["value"] if rows else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,137 @@
+"""The records that cross module borders. Plain dataclasses, so every stage can be tested alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ElementKind = Literal["title", "text", "list_item", "table"]
+
+
+@dataclass(frozen=True)
+class Element:
+    """One structural piece of a parsed file: a heading, a paragraph, a list item or a table."""
+
+    text: str
+    kind: ElementKind = "text"
+    page: int | None = None  # 1-based; None when the format has no pages
+    level: int = 0  # heading depth for titles (0 = top)
+
+
+@dataclass
+class ParsedFile:
+    """What parsing returns: the elements in reading order and what is known about the whole file."""
+
+    elements: list[Element]
+    pages: int | None = None  # number of pages when the format has pages
+    title: str | None = None  # the document's own title, when it has one
+
+
+class ParseError(Exception):
+    """A file that cannot be parsed. `reason` is one line a non-engineer understands."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of a document version, the unit that is indexed, retrieved and cited."""
+
+    chunk_id: str  # f"{doc_id}:{version}:{seq}"
+    doc_id: str
+    version: int
+    seq: int  # 0-based position in the document
+    source: str  # the document's name (its identity), e.g. "policies/leave.md"
+    text: str  # the passage as shown to users
+    page_start: int | None = None  # 1-based
+    page_end: int | None = None  # equals page_start unless the chunk crosses pages
+    section: str | None = None  # nearest heading above the chunk
+    title: str | None = None  # document title
+    char_start: int = 0  # offsets into the document's extracted text
+    char_end: int = 0
+    groups: tuple[str, ...] = ()  # who may see it; empty means everyone
+
+    @property
+    def indexed_text(self) -> str:
+        """The text that is embedded: title and section heading first, so a passage matches its context."""
+        head = [part for part in (self.title, self.section) if part]
+        if self.section and self.title and self.section == self.title:
+            head = [self.title]
+        return "\n".join([*head, self.text])
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """A sparse vector in a library-neutral form (BM25 term hashes and weights)."""
+
+    indices: list[int]
+    values: list[float]
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A chunk returned by a search, with its rank (1-based) and the score that placed it there."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Marker [n] in an answer and the passage it points at."""
+
+    n: int
+    passage: Passage
+
+
+@dataclass
+class Answer:
+    """An answer, the citations it uses (exactly the markers in `text`) and every passage retrieved."""
+
+    text: str
+    mode: Literal["extractive", "llm"]
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    found: bool = True  # False when the documents do not hold the answer
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document as the catalog knows it: its identity, serving version and last ingest outcome."""
+
+    doc_id: str
+    name: str  # identity: path relative to the ingested folder, or the uploaded file name
+    version: int  # the version the index serves; 0 when none ever succeeded
+    status: Literal["ok", "failed", "deleting"]
+    sha256: str = ""
+    size: int = 0
+    kind: str = ""
+    pages: int | None = None
+    chunks: int = 0
+    error: str = ""  # the last failure's reason (the serving version, if any, is still served)
+    uploader: str = ""
+    groups: tuple[str, ...] = ()
+    created_at: str = ""
+    updated_at: str = ""
+
+
+@dataclass(frozen=True)
+class Job:
+    """A unit of work in the catalog's queue, done by whichever process holds the index."""
+
+    id: int
+    kind: Literal["ingest", "delete", "reindex"]
+    name: str = ""
+    blob: str = ""
+    size: int = 0
+    uploader: str = ""
+    groups: tuple[str, ...] = ()
+    status: Literal["queued", "running", "done"] = "queued"
+    outcome: str = ""  # ok | unchanged | failed (when done)
+    message: str = ""
+    attempts: int = 0
+    created_at: str = ""
+    finished_at: str = ""

@@ -1,0 +1,96 @@
+import threading
+from pathlib import Path
+
+from kb.catalog import MAX_ATTEMPTS, SqliteCatalog, doc_id_for
+from kb.records import Document, Job
+
+
+def make_doc(name: str = "a.md", sha: str = "1" * 64) -> Document:
+    return Document(doc_id=doc_id_for(name), name=name, version=0, status="failed", sha256=sha, size=10, kind="md")
+
+
+def test_version_lifecycle(tmp_path: Path):
+    cat = SqliteCatalog(tmp_path / "c.db")
+    doc = make_doc()
+    assert cat.next_version(doc.doc_id) == 1
+    cat.begin_version(doc, 1)
+    assert cat.versions_in_progress() == [(doc.doc_id, 1)]
+    assert cat.serving_versions([doc.doc_id]) == {}  # not served until committed
+    cat.commit_version(doc.doc_id, 1, pages=3, chunks=7)
+    served = cat.document("a.md")
+    assert served and served.status == "ok" and served.version == 1 and served.chunks == 7 and served.pages == 3
+    assert cat.serving_versions([doc.doc_id]) == {doc.doc_id: 1}
+
+    new = make_doc(sha="2" * 64)
+    assert cat.next_version(doc.doc_id) == 2
+    cat.begin_version(new, 2)
+    cat.commit_version(doc.doc_id, 2, pages=None, chunks=2)
+    current = cat.document(doc.doc_id)
+    assert current and current.version == 2 and current.sha256 == "2" * 64
+    assert cat.versions_in_progress() == []
+
+
+def test_failure_keeps_the_serving_version(tmp_path: Path):
+    cat = SqliteCatalog(tmp_path / "c.db")
+    doc = make_doc()
+    cat.begin_version(doc, 1)
+    cat.commit_version(doc.doc_id, 1, pages=1, chunks=1)
+    cat.record_failure(make_doc(sha="3" * 64), "password-protected")
+    kept = cat.document(doc.doc_id)
+    assert kept and kept.status == "ok" and kept.version == 1 and kept.error == "password-protected"
+
+    cat.record_failure(make_doc("b.pdf"), "file is damaged")
+    failed = cat.document("b.pdf")
+    assert failed and failed.status == "failed" and failed.version == 0
+
+
+def test_remove_document_returns_only_unreferenced_blobs(tmp_path: Path):
+    cat = SqliteCatalog(tmp_path / "c.db")
+    shared = "4" * 64
+    for name in ("a.md", "b.md"):
+        doc = make_doc(name, sha=shared)
+        cat.begin_version(doc, 1)
+        cat.commit_version(doc.doc_id, 1, None, 1)
+    assert cat.remove_document(doc_id_for("a.md")) == []
+    assert cat.remove_document(doc_id_for("b.md")) == [shared]
+    assert cat.documents() == []
+
+
+def test_queue_claims_each_job_once_across_threads(tmp_path: Path):
+    cat = SqliteCatalog(tmp_path / "c.db")
+    ids = [cat.enqueue(Job(id=0, kind="ingest", name=f"f{i}")) for i in range(40)]
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        other = SqliteCatalog(tmp_path / "c.db")  # a second connection, as another process would have
+        while (job := other.claim_next()) is not None:
+            other.finish(job.id, "ok", "")
+            with lock:
+                claimed.append(job.id)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == ids
+    assert all(j.status == "done" for j in cat.jobs(ids))
+    assert cat.queued_count() == 0
+
+
+def test_interrupted_jobs_are_requeued_then_failed(tmp_path: Path):
+    cat = SqliteCatalog(tmp_path / "c.db")
+    job_id = cat.enqueue(Job(id=0, kind="ingest", name="crashy.pdf"))
+    for _ in range(MAX_ATTEMPTS):
+        assert cat.claim_next().id == job_id  # the worker "dies" while running it
+        cat.requeue_interrupted()
+    (job,) = cat.jobs([job_id])
+    assert job.status == "done" and job.outcome == "failed" and "stopped" in job.message
+
+
+def test_meta(tmp_path: Path):
+    cat = SqliteCatalog(tmp_path / "c.db")
+    assert cat.get_meta("x", "d") == "d"
+    cat.set_meta("x", "1")
+    assert SqliteCatalog(tmp_path / "c.db").get_meta("x") == "1"

@@ -1,0 +1,50 @@
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from kb.storage import BlobStore, display_name
+
+
+def test_blobs_are_content_addressed_and_stored_once(tmp_path: Path):
+    store = BlobStore(tmp_path / "blobs")
+    sha, size = store.put_bytes(b"hello world")
+    assert sha == hashlib.sha256(b"hello world").hexdigest() and size == 11
+    assert store.path(sha).read_bytes() == b"hello world"
+    again, _ = store.put_bytes(b"hello world")
+    assert again == sha
+    assert len(list((tmp_path / "blobs").rglob("*"))) == 2  # one folder, one file
+    assert not list((tmp_path / "blobs").glob(".incoming-*"))
+
+
+def test_blob_path_refuses_anything_but_a_digest(tmp_path: Path):
+    store = BlobStore(tmp_path)
+    with pytest.raises(ValueError):
+        store.path("../../etc/passwd")
+
+
+def test_delete_and_size(tmp_path: Path):
+    store = BlobStore(tmp_path)
+    sha, _ = store.put_bytes(b"x" * 100)
+    assert store.size_bytes() == 100
+    store.delete(sha)
+    assert not store.exists(sha) and store.size_bytes() == 0
+
+
+@pytest.mark.parametrize(
+    "raw, shown",
+    [
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\me\\report.pdf", "report.pdf"),
+        ("evil\u202egnp.exe", "evilgnp.exe"),
+        ("line\nbreak.txt", "linebreak.txt"),
+        ("..", "unnamed"),
+        ("", "unnamed"),
+    ],
+)
+def test_display_name_is_a_name_never_a_path(raw: str, shown: str):
+    assert display_name(raw) == shown
+
+
+def test_display_name_keeps_folders_of_an_ingested_tree():
+    assert display_name("policies/../leave.md", keep_folders=True) == "policies/leave.md"
