@@ -1,0 +1,409 @@
+"""The Qdrant index: an embedded shard (qdrant-edge) by default, a Qdrant server when one is configured.
+
+Both backends hold the same points (one per chunk, id = uuid5 of the chunk id, payload = the chunk's
+fields) with a "bm25" sparse vector scored with IDF and, when a dense model is configured, a "dense"
+cosine vector. Indexes come in generations so a rebuild is filled on the side and swapped in at once:
+a directory per generation and a CURRENT pointer file for the shard here, a collection per generation
+and an alias for the server in kb.index_server. Filters always run inside the query, never on its results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Protocol
+
+import qdrant_edge as edge
+
+from kb.config import Settings
+from kb.records import Chunk, SparseVector
+
+SPARSE = "bm25"
+DENSE = "dense"
+RRF_K = 60
+# Each side of a hybrid query fetches at least this many candidates: with only `limit` per side a
+# passage ranked just below the cut on both sides is lost before fusion could raise it.
+MIN_PREFETCH = 50
+SCROLL_PAGE = 1000
+_CHUNK_IDS = uuid.UUID("6f1c1c52-53a8-4a67-9a1e-8f0e4f0b6c1d")  # namespace of point ids; never change it
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """How an index's vectors were made. Recorded with the index; a mismatch is reported, never mixed."""
+
+    dense_model: str | None  # DenseEmbedder.model_id, or None for keyword only
+    dense_dim: int | None
+    bm25_avg_len: float
+
+
+@dataclass(frozen=True)
+class IndexedChunk:
+    chunk: Chunk
+    sparse: SparseVector
+    dense: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    doc_ids: tuple[str, ...] | None = None  # None = every document
+    groups: tuple[str, ...] | None = None  # None = no restriction; else chunks open to all or to one of these
+
+
+class IndexLocked(Exception):
+    """Another process holds the embedded index open."""
+
+
+class IndexUnavailable(Exception):
+    """The index cannot be reached or used; the message is one line saying why."""
+
+
+class VectorIndex(Protocol):
+    spec: IndexSpec
+
+    def replace_document(self, doc_id: str, version: int, items: list[IndexedChunk]) -> None:
+        """Afterwards the index holds exactly `items` for `doc_id`: every other chunk of it is gone."""
+
+    def delete_document(self, doc_id: str) -> None: ...
+
+    def search(
+        self,
+        sparse: SparseVector,
+        dense: list[float] | None,
+        limit: int,
+        flt: SearchFilter | None = None,
+        dense_weight: float = 1.0,
+    ) -> list[tuple[Chunk, float]]:
+        """Keyword search (raw BM25 scores), or hybrid with RRF scores when `dense` is given and indexed."""
+
+    def count(self) -> int: ...
+
+    def document_versions(self) -> dict[str, set[int]]:
+        """The versions of each document the index holds, to reconcile it with the catalog."""
+
+    def close(self) -> None: ...
+
+
+class IndexStore(Protocol):
+    """Generations of an index, so a rebuild is swapped in atomically."""
+
+    def open_current(self) -> VectorIndex | None: ...
+
+    def create(self, spec: IndexSpec) -> VectorIndex:
+        """A new, empty generation that does not serve until promoted."""
+
+    def promote(self, index: VectorIndex) -> None:
+        """Make `index` the serving generation and drop the previous one."""
+
+    def discard(self, index: VectorIndex) -> None: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# What both backends share: point ids, payloads, the vectors of a point and the plan of a query
+
+
+def point_id(chunk_id: str) -> str:
+    return str(uuid.uuid5(_CHUNK_IDS, chunk_id))
+
+
+def chunk_to_payload(chunk: Chunk) -> dict[str, Any]:
+    payload = asdict(chunk)
+    payload["groups"] = list(chunk.groups)
+    return payload
+
+
+def chunk_from_payload(payload: dict[str, Any]) -> Chunk:
+    values = {f.name: payload[f.name] for f in fields(Chunk) if f.name in payload}
+    values["groups"] = tuple(values.get("groups") or ())
+    return Chunk(**values)
+
+
+def point_vectors(item: IndexedChunk, spec: IndexSpec, sparse_type: Callable[..., Any]) -> dict[str, Any]:
+    vectors: dict[str, Any] = {}
+    if item.sparse.indices:  # a stop-words-only chunk has no terms: it can only be found by meaning
+        vectors[SPARSE] = sparse_type(indices=item.sparse.indices, values=item.sparse.values)
+    if spec.dense_dim:
+        if item.dense is None or len(item.dense) != spec.dense_dim:
+            raise ValueError(f"chunk {item.chunk.chunk_id} needs a {spec.dense_dim}-dimensional dense vector")
+        vectors[DENSE] = item.dense
+    return vectors
+
+
+def query_sources(
+    spec: IndexSpec, sparse: SparseVector, dense: list[float] | None, dense_weight: float
+) -> tuple[list[tuple[str, Any, float]], bool]:
+    """The (vector name, query vector, RRF weight) to search with, and whether to fuse them."""
+    hybrid = dense is not None and spec.dense_dim is not None
+    sources: list[tuple[str, Any, float]] = []
+    if sparse.indices:
+        sources.append((SPARSE, sparse, 1.0))
+    if hybrid:
+        sources.append((DENSE, dense, dense_weight))
+    return sources, hybrid
+
+
+def versions_by_document(payloads: Iterable[dict[str, Any]]) -> dict[str, set[int]]:
+    versions: dict[str, set[int]] = {}
+    for payload in payloads:
+        versions.setdefault(payload["doc_id"], set()).add(int(payload["version"]))
+    return versions
+
+
+# ---------------------------------------------------------------------------------------------
+# Embedded: qdrant-edge, one shard per generation directory
+
+
+_GENERATION = re.compile(r"^gen-(\d{6})$")
+
+
+def _name(number: int) -> str:
+    return f"gen-{number:06d}"
+
+
+def _number(name: str) -> int:
+    return int(name.removeprefix("gen-"))
+
+
+def _edge_filter(flt: SearchFilter | None) -> edge.Filter | None:
+    if flt is None:
+        return None
+    must: list[Any] = []
+    if flt.doc_ids is not None:
+        must.append(edge.FieldCondition("doc_id", match=edge.MatchAny(list(flt.doc_ids))))
+    if flt.groups is not None:
+        open_to: list[Any] = [edge.IsEmptyCondition("groups")]
+        if flt.groups:
+            open_to.append(edge.FieldCondition("groups", match=edge.MatchAny(list(flt.groups))))
+        must.append(edge.Filter(should=open_to))
+    return edge.Filter(must=must) if must else None
+
+
+class EdgeIndex:
+    """One generation: an EdgeShard in `path`/shard. Safe to query from many threads while one writes."""
+
+    def __init__(self, shard: edge.EdgeShard, spec: IndexSpec, path: Path, on_close: Callable[[EdgeIndex], None]):
+        self.spec = spec
+        self.path = path
+        self._shard = shard
+        self._on_close = on_close
+        self._closed = False
+
+    @property
+    def generation(self) -> str:
+        return self.path.name
+
+    def replace_document(self, doc_id: str, version: int, items: list[IndexedChunk]) -> None:
+        ids = [point_id(i.chunk.chunk_id) for i in items]
+        points = [
+            edge.Point(pid, point_vectors(i, self.spec, edge.SparseVector), chunk_to_payload(i.chunk))
+            for pid, i in zip(ids, items)
+        ]
+        if points:
+            self._shard.update(edge.UpdateOperation.upsert_points(points))
+        # new chunks first, then the rest of the document, so it never vanishes from search midway
+        keep = edge.HasIdCondition(set(ids))
+        stale = edge.Filter(must=[edge.FieldCondition("doc_id", match=edge.MatchValue(doc_id))], must_not=[keep])
+        self._shard.update(edge.UpdateOperation.delete_points_by_filter(stale))
+
+    def delete_document(self, doc_id: str) -> None:
+        document = edge.Filter(must=[edge.FieldCondition("doc_id", match=edge.MatchValue(doc_id))])
+        self._shard.update(edge.UpdateOperation.delete_points_by_filter(document))
+
+    def search(
+        self,
+        sparse: SparseVector,
+        dense: list[float] | None,
+        limit: int,
+        flt: SearchFilter | None = None,
+        dense_weight: float = 1.0,
+    ) -> list[tuple[Chunk, float]]:
+        if flt is not None and flt.doc_ids == ():
+            return []
+        sources, hybrid = query_sources(self.spec, sparse, dense, dense_weight)
+        if not sources:
+            return []
+        condition = _edge_filter(flt)
+        if hybrid:
+            prefetches = [
+                edge.Prefetch(limit=max(MIN_PREFETCH, limit), query=self._nearest(name, vector), filter=condition)
+                for name, vector, _ in sources
+            ]
+            fusion = edge.Fusion.Rrf(k=RRF_K, weights=[weight for _, _, weight in sources])
+            # the stub types Fusion.Rrf apart from Fusion; the engine takes it
+            request = edge.QueryRequest(limit=limit, prefetches=prefetches, query=fusion, with_payload=True)  # type: ignore[arg-type]
+        else:
+            name, vector, _ = sources[0]
+            request = edge.QueryRequest(
+                limit=limit, query=self._nearest(name, vector), filter=condition, with_payload=True
+            )
+        return [(chunk_from_payload(p.payload or {}), p.score) for p in self._shard.query(request)]
+
+    @staticmethod
+    def _nearest(name: str, vector: SparseVector | list[float]) -> edge.Query:
+        if isinstance(vector, SparseVector):
+            return edge.Query.Nearest(edge.SparseVector(vector.indices, vector.values), using=name)
+        return edge.Query.Nearest(vector, using=name)
+
+    def count(self) -> int:
+        return self._shard.count(edge.CountRequest(exact=True))
+
+    def document_versions(self) -> dict[str, set[int]]:
+        return versions_by_document(self._payloads(["doc_id", "version"]))
+
+    def _payloads(self, keys: list[str]) -> Iterator[dict[str, Any]]:
+        offset = None
+        while True:
+            request = edge.ScrollRequest(
+                offset=offset, limit=SCROLL_PAGE, with_payload=edge.PayloadSelector.Include(keys), with_vector=False
+            )
+            records, offset = self._shard.scroll(request)
+            yield from (r.payload or {} for r in records)
+            if offset is None:
+                return
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._shard.flush()
+        self._shard.close()
+        self._on_close(self)
+
+
+def _edge_config(spec: IndexSpec) -> edge.EdgeConfig:
+    dense = (
+        {DENSE: edge.EdgeVectorParams(size=spec.dense_dim, distance=edge.Distance.Cosine)} if spec.dense_dim else None
+    )
+    return edge.EdgeConfig(
+        vectors=dense, sparse_vectors={SPARSE: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)}
+    )
+
+
+def _load_shard(path: Path) -> edge.EdgeShard:
+    try:
+        return edge.EdgeShard.load(str(path))
+    except Exception as exc:  # qdrant-edge raises plain Exception
+        if "WouldBlock" in str(exc):
+            raise IndexLocked(f"the index at {path.parent} is open in another process") from exc
+        raise IndexUnavailable(f"the index at {path.parent} cannot be opened: {exc}") from exc
+
+
+class EdgeIndexStore:
+    """Generations under `root`: root/gen-000001/{spec.json,shard/} and a CURRENT file naming the serving one.
+
+    A generation still open somewhere (its shard is locked) is never deleted: it is dropped when it is
+    closed, or by a later promote or open.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._open: set[str] = set()  # generations this process holds
+
+    def open_current(self) -> EdgeIndex | None:
+        name = self._current()
+        if name is None:
+            return None
+        path = self.root / name
+        if name in self._open:
+            raise IndexLocked(f"the index at {path} is already open in this process")
+        if not (path / "spec.json").is_file():
+            raise IndexUnavailable(f"{self.root / 'CURRENT'} names {name}, which is missing")
+        spec = IndexSpec(**json.loads((path / "spec.json").read_text(encoding="utf-8")))
+        index = EdgeIndex(_load_shard(path / "shard"), spec, path, self._closed)
+        self._open.add(name)
+        self._sweep()
+        return index
+
+    def create(self, spec: IndexSpec) -> EdgeIndex:
+        self.root.mkdir(parents=True, exist_ok=True)
+        number = max(map(_number, self._generations()), default=0) + 1
+        while True:  # another process may take a number at the same moment
+            path = self.root / _name(number)
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                number += 1
+        (path / "spec.json").write_text(json.dumps(asdict(spec)), encoding="utf-8")
+        shard = edge.EdgeShard.create(str(path / "shard"), _edge_config(spec))
+        for key, schema in (
+            ("doc_id", edge.PayloadSchemaType.Keyword),
+            ("groups", edge.PayloadSchemaType.Keyword),
+            ("version", edge.PayloadSchemaType.Integer),
+        ):
+            shard.update(edge.UpdateOperation.create_field_index(key, schema))
+        self._open.add(path.name)
+        return EdgeIndex(shard, spec, path, self._closed)
+
+    def promote(self, index: VectorIndex) -> None:
+        assert isinstance(index, EdgeIndex)
+        pointer = self.root / "CURRENT"
+        tmp = pointer.with_suffix(".tmp")
+        tmp.write_text(index.generation + "\n", encoding="utf-8")
+        os.replace(tmp, pointer)
+        self._sweep()
+
+    def discard(self, index: VectorIndex) -> None:
+        assert isinstance(index, EdgeIndex)
+        index.close()
+        shutil.rmtree(index.path, ignore_errors=True)
+
+    def describe(self) -> dict[str, Any]:
+        name = self._current()
+        # allocated blocks, not file sizes: the shard preallocates 32 MB pages it fills sparsely
+        size = sum(f.stat().st_blocks * 512 for f in (self.root / name).rglob("*") if f.is_file()) if name else 0
+        return {"backend": "qdrant-edge", "location": str(self.root), "generation": name, "size_bytes": size}
+
+    def _current(self) -> str | None:
+        try:
+            name = (self.root / "CURRENT").read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return name if _GENERATION.match(name) else None
+
+    def _generations(self) -> list[str]:
+        return [p.name for p in self.root.iterdir() if _GENERATION.match(p.name)] if self.root.is_dir() else []
+
+    def _is_stale(self, name: str) -> bool:
+        """Older than the serving generation: replaced, or a rebuild that never finished."""
+        current = self._current()
+        return current is not None and _number(name) < _number(current)
+
+    def _sweep(self) -> None:
+        for name in self._generations():
+            if self._is_stale(name) and name not in self._open and not self._locked(self.root / name):
+                shutil.rmtree(self.root / name, ignore_errors=True)
+
+    @staticmethod
+    def _locked(path: Path) -> bool:
+        if not (path / "shard").is_dir():
+            return False
+        try:
+            _load_shard(path / "shard").close()
+        except IndexLocked:
+            return True
+        except IndexUnavailable:
+            return False  # broken leftovers go too
+        return False
+
+    def _closed(self, index: EdgeIndex) -> None:
+        self._open.discard(index.generation)
+        if self._is_stale(index.generation):
+            shutil.rmtree(index.path, ignore_errors=True)
+
+
+def open_index_store(settings: Settings) -> IndexStore:
+    """The server named by KB_QDRANT_URL, else the embedded engine under the data directory."""
+    if settings.qdrant_url:
+        from kb.index_server import connect  # qdrant-client is slow to import: only when needed
+
+        return connect(settings)
+    return EdgeIndexStore(settings.data_dir / "index")

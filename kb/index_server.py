@@ -1,0 +1,265 @@
+"""The index on a Qdrant server (KB_QDRANT_URL), through qdrant-client.
+
+Each generation is a collection f"{alias}-{n}" with a named "dense" cosine vector and a "bm25" sparse
+vector scored with IDF, keyword payload indexes on doc_id and groups and an integer one on version.
+The alias names the serving collection; a promote moves it in one request. The IndexSpec travels in
+the collection's metadata. Imported only when a server is configured: qdrant-client takes seconds
+to import.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any
+
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from kb.config import Settings
+from kb.index import (
+    DENSE,
+    MIN_PREFETCH,
+    RRF_K,
+    SCROLL_PAGE,
+    SPARSE,
+    IndexedChunk,
+    IndexSpec,
+    IndexUnavailable,
+    SearchFilter,
+    VectorIndex,
+    chunk_from_payload,
+    chunk_to_payload,
+    point_id,
+    point_vectors,
+    query_sources,
+    versions_by_document,
+)
+from kb.records import Chunk, SparseVector
+
+_SPEC_KEY = "kb_index_spec"  # collection metadata key holding the IndexSpec
+
+
+@contextmanager
+def _server_errors(url: str) -> Iterator[None]:
+    try:
+        yield
+    except ResponseHandlingException as exc:
+        raise IndexUnavailable(f"Qdrant at {url} is not reachable: {exc}") from exc
+    except UnexpectedResponse as exc:
+        raise IndexUnavailable(f"Qdrant at {url} answered {exc.status_code} {exc.reason_phrase}{_detail(exc)}") from exc
+
+
+def _detail(exc: UnexpectedResponse) -> str:
+    """Qdrant's own error text ("Wrong input: ..."), when the answer carries one."""
+    try:
+        error = exc.structured().get("status", {}).get("error")
+    except (ValueError, AttributeError):  # not JSON, or not Qdrant's shape (a proxy's page)
+        return ""
+    return f": {error}" if isinstance(error, str) else ""
+
+
+def _server_filter(flt: SearchFilter | None) -> models.Filter | None:
+    if flt is None:
+        return None
+    must: list[Any] = []
+    if flt.doc_ids is not None:
+        must.append(models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(flt.doc_ids))))
+    if flt.groups is not None:
+        open_to: list[Any] = [models.IsEmptyCondition(is_empty=models.PayloadField(key="groups"))]
+        if flt.groups:
+            open_to.append(models.FieldCondition(key="groups", match=models.MatchAny(any=list(flt.groups))))
+        must.append(models.Filter(should=open_to))
+    return models.Filter(must=must) if must else None
+
+
+def _document(doc_id: str) -> models.FieldCondition:
+    return models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id))
+
+
+class ServerIndex:
+    """One generation: a collection on a Qdrant server. Queries the collection itself, not the alias,
+    so its spec always describes the vectors it searches."""
+
+    def __init__(self, client: QdrantClient, collection: str, spec: IndexSpec, url: str):
+        self.spec = spec
+        self.collection = collection
+        self._client = client
+        self._url = url
+
+    def replace_document(self, doc_id: str, version: int, items: list[IndexedChunk]) -> None:
+        points = [
+            models.PointStruct(
+                id=point_id(i.chunk.chunk_id),
+                vector=point_vectors(i, self.spec, models.SparseVector),
+                payload=chunk_to_payload(i.chunk),
+            )
+            for i in items
+        ]
+        keep = models.HasIdCondition(has_id=[p.id for p in points])
+        stale = models.Filter(must=[_document(doc_id)], must_not=[keep])
+        operations: list[Any] = [models.UpsertOperation(upsert=models.PointsList(points=points))] if points else []
+        operations.append(models.DeleteOperation(delete=models.FilterSelector(filter=stale)))
+        with _server_errors(self._url):  # one request: the new chunks in, the old ones out
+            self._client.batch_update_points(self.collection, operations)
+
+    def delete_document(self, doc_id: str) -> None:
+        with _server_errors(self._url):
+            self._client.delete(self.collection, models.FilterSelector(filter=models.Filter(must=[_document(doc_id)])))
+
+    def search(
+        self,
+        sparse: SparseVector,
+        dense: list[float] | None,
+        limit: int,
+        flt: SearchFilter | None = None,
+        dense_weight: float = 1.0,
+    ) -> list[tuple[Chunk, float]]:
+        if flt is not None and flt.doc_ids == ():
+            return []
+        sources, hybrid = query_sources(self.spec, sparse, dense, dense_weight)
+        if not sources:
+            return []
+        condition = _server_filter(flt)
+        with _server_errors(self._url):
+            if hybrid:
+                prefetch = [
+                    models.Prefetch(query=self._vector(v), using=name, filter=condition, limit=max(MIN_PREFETCH, limit))
+                    for name, v, _ in sources
+                ]
+                fusion = models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=[weight for _, _, weight in sources]))
+                result = self._client.query_points(
+                    self.collection, prefetch=prefetch, query=fusion, limit=limit, with_payload=True
+                )
+            else:
+                name, vector, _ = sources[0]
+                result = self._client.query_points(
+                    self.collection,
+                    query=self._vector(vector),
+                    using=name,
+                    query_filter=condition,
+                    limit=limit,
+                    with_payload=True,
+                )
+        return [(chunk_from_payload(p.payload or {}), p.score) for p in result.points]
+
+    @staticmethod
+    def _vector(vector: SparseVector | list[float]) -> models.SparseVector | list[float]:
+        if isinstance(vector, SparseVector):
+            return models.SparseVector(indices=vector.indices, values=vector.values)
+        return vector
+
+    def count(self) -> int:
+        with _server_errors(self._url):
+            return self._client.count(self.collection, exact=True).count
+
+    def document_versions(self) -> dict[str, set[int]]:
+        return versions_by_document(self._payloads(["doc_id", "version"]))
+
+    def _payloads(self, keys: list[str]) -> Iterator[dict[str, Any]]:
+        offset = None
+        while True:
+            with _server_errors(self._url):
+                records, offset = self._client.scroll(
+                    self.collection, limit=SCROLL_PAGE, offset=offset, with_payload=keys, with_vectors=False
+                )
+            yield from (r.payload or {} for r in records)
+            if offset is None:
+                return
+
+    def close(self) -> None:
+        """Nothing to release: the client belongs to the store."""
+
+
+class ServerIndexStore:
+    """Generations as collections f"{alias}-{n}"; the alias names the serving one.
+
+    The IndexSpec is kept in each collection's metadata (create_collection(metadata=...)).
+    """
+
+    def __init__(self, client: QdrantClient, alias: str, url: str = ""):
+        self.client = client
+        self.alias = alias
+        self.url = url or "the configured URL"
+
+    def open_current(self) -> ServerIndex | None:
+        with _server_errors(self.url):
+            name = self._serving()
+            if name is None:
+                return None
+            metadata = self.client.get_collection(name).config.metadata or {}
+        if _SPEC_KEY not in metadata:
+            raise IndexUnavailable(f"collection {name} behind alias {self.alias} was not created by kb")
+        return ServerIndex(self.client, name, IndexSpec(**metadata[_SPEC_KEY]), self.url)
+
+    def create(self, spec: IndexSpec) -> ServerIndex:
+        pattern = re.compile(rf"^{re.escape(self.alias)}-(\d+)$")
+        with _server_errors(self.url):
+            taken = [int(m.group(1)) for c in self.client.get_collections().collections if (m := pattern.match(c.name))]
+            name = f"{self.alias}-{max(taken, default=0) + 1}"
+            dense = (
+                {DENSE: models.VectorParams(size=spec.dense_dim, distance=models.Distance.COSINE)}
+                if spec.dense_dim
+                else {}
+            )
+            self.client.create_collection(
+                name,
+                vectors_config=dense,
+                sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                metadata={_SPEC_KEY: asdict(spec)},
+            )
+            for key, schema in (
+                ("doc_id", models.PayloadSchemaType.KEYWORD),
+                ("groups", models.PayloadSchemaType.KEYWORD),
+                ("version", models.PayloadSchemaType.INTEGER),
+            ):
+                self.client.create_payload_index(name, key, field_schema=schema)
+        return ServerIndex(self.client, name, spec, self.url)
+
+    def promote(self, index: VectorIndex) -> None:
+        assert isinstance(index, ServerIndex)
+        with _server_errors(self.url):
+            previous = self._serving()
+            actions: list[Any] = []
+            if previous is not None:
+                actions.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=self.alias)))
+            actions.append(
+                models.CreateAliasOperation(
+                    create_alias=models.CreateAlias(collection_name=index.collection, alias_name=self.alias)
+                )
+            )
+            self.client.update_collection_aliases(change_aliases_operations=actions)  # one atomic switch
+            if previous is not None and previous != index.collection:
+                self.client.delete_collection(previous)
+
+    def discard(self, index: VectorIndex) -> None:
+        assert isinstance(index, ServerIndex)
+        with _server_errors(self.url):
+            self.client.delete_collection(index.collection)
+
+    def describe(self) -> dict[str, Any]:
+        with _server_errors(self.url):
+            return {
+                "backend": "qdrant-server",
+                "location": self.url,
+                "collection": self._serving(),
+                "alias": self.alias,
+            }
+
+    def _serving(self) -> str | None:
+        aliases = self.client.get_aliases().aliases
+        return next((a.collection_name for a in aliases if a.alias_name == self.alias), None)
+
+
+def connect(settings: Settings) -> ServerIndexStore:
+    """The store on the server KB_QDRANT_URL names; no request is made until it is used."""
+    client = QdrantClient(
+        url=settings.qdrant_url,
+        api_key=settings.qdrant_api_key or None,
+        timeout=math.ceil(settings.timeout_s),
+        check_compatibility=False,  # it would call the server while constructing, outside our error handling
+    )
+    return ServerIndexStore(client, settings.collection, url=settings.qdrant_url)

@@ -1,0 +1,347 @@
+"""`KnowledgeBase`: the one object the command line and the app talk to.
+
+It owns the catalog, the stored originals, the encoders, the serving index and the answerer, and
+offers the product's verbs: submit files, work the queue, search, ask, list, delete, re-index,
+report. Presentation code (cli.py, the Streamlit pages) only calls these.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, BinaryIO, Callable, Iterable, Iterator, Sequence
+
+from kb.answering import Answerer, AnswerEvent, build_llm
+from kb.catalog import SqliteCatalog, doc_id_for
+from kb.config import Settings
+from kb.embedding import Bm25Encoder, DenseEmbedder, EmbeddingUnavailable, make_dense_embedder
+from kb.index import IndexedChunk, IndexLocked, IndexSpec, IndexStore, SearchFilter, VectorIndex, open_index_store
+from kb.jobs import JobRunner, Progress, initial_avg_len
+from kb.records import Answer, Chunk, Document, Job, Passage
+from kb.retrieval import Retriever
+from kb.storage import BlobStore, display_name
+
+log = logging.getLogger(__name__)
+
+RETIRED_INDEX_GRACE_S = 10.0  # how long a replaced index stays open for searches already running on it
+
+
+class IndexBusy(RuntimeError):
+    """Another process holds the embedded index; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A file handed to the queue: the job that will ingest it and the name it will be known by."""
+
+    job_id: int
+    name: str
+
+
+class KnowledgeBase:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.catalog = SqliteCatalog(settings.data_dir / "catalog.sqlite3")
+        self.blobs = BlobStore(settings.data_dir / "originals")
+        self.max_bytes = int(settings.max_file_mb * 1024 * 1024)
+        self.warnings: list[str] = []
+        self.index_store: IndexStore | None = None
+        self._index: VectorIndex | None = None
+        self.dense: DenseEmbedder | None = None
+        self.sparse = Bm25Encoder(avg_len=initial_avg_len(settings.chunk_words))
+        self._lease: IO[str] | None = None
+        self._answerer: Answerer | None = None
+        self._retiring: list[tuple[threading.Timer, VectorIndex]] = []
+        self.runner = JobRunner(self)
+
+    # opening ---------------------------------------------------------------------------------
+    def open_index(self) -> None:
+        """Open the serving index (creating an empty one the first time)."""
+        if self._index is not None:
+            return
+        try:
+            self.dense = make_dense_embedder(self.settings)
+        except EmbeddingUnavailable as exc:
+            self.warnings.append(f"dense embeddings off: {exc}; using keyword search only")
+        store = open_index_store(self.settings)
+        try:
+            index = store.open_current()
+        except IndexLocked as exc:
+            raise IndexBusy(self._busy_message()) from exc
+        if index is None:
+            index = store.create(self._fresh_spec())
+            store.promote(index)
+        self.index_store, self._index = store, index
+        self.sparse = Bm25Encoder(avg_len=index.spec.bm25_avg_len)
+        if self._dense_mismatch():
+            self.warnings.append(
+                f"the index was built with dense model {index.spec.dense_model or 'none'} but "
+                f"{self.dense.model_id if self.dense else 'none'} is configured: searching by keywords "
+                "only until `kb reindex` rebuilds it"
+            )
+
+    def _fresh_spec(self) -> IndexSpec:
+        return IndexSpec(
+            dense_model=self.dense.model_id if self.dense else None,
+            dense_dim=self.dense.dim if self.dense else None,
+            bm25_avg_len=initial_avg_len(self.settings.chunk_words),
+        )
+
+    def _dense_mismatch(self) -> bool:
+        configured = self.dense.model_id if self.dense else None
+        return self.index is not None and self.index.spec.dense_model != configured
+
+    @property
+    def index(self) -> VectorIndex:
+        if self._index is None:
+            self.open_index()
+        assert self._index is not None
+        return self._index
+
+    @property
+    def search_mode(self) -> str:
+        return "hybrid" if self.dense and not self._dense_mismatch() else "keyword"
+
+    def swap_index(self, new_index: VectorIndex) -> None:
+        """Serve `new_index` from now on (queries in flight finish on the old one)."""
+        assert self.index_store is not None
+        self.index_store.promote(new_index)
+        old, self._index = self._index, new_index
+        self.sparse = Bm25Encoder(avg_len=new_index.spec.bm25_avg_len)
+        self._answerer = None
+        self.catalog.set_meta("last_reindex", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        if old is not None and old is not new_index:
+            # Searches that picked up the old index a moment ago must be able to finish on it.
+            timer = threading.Timer(RETIRED_INDEX_GRACE_S, old.close)
+            timer.daemon = True
+            timer.start()
+            self._retiring.append((timer, old))
+
+    def close(self) -> None:
+        for timer, retired in self._retiring:
+            timer.cancel()
+            retired.close()
+        self._retiring.clear()
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+        if self._lease is not None:
+            self._lease.close()
+            self._lease = None
+        self.catalog.close()
+
+    # the queue: any process submits, the holder of the index works it ----------------------
+    def take_queue(self) -> bool:
+        """Become the process that works the queue, if no other live process is. Recovers from crashes."""
+        if self._lease is not None:
+            return True
+        lease = open(self.settings.data_dir / "worker.lock", "a+")
+        try:
+            fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lease.close()
+            return False
+        try:
+            self.open_index()
+        except IndexBusy:  # a short-lived reader has the embedded index open; try again later
+            lease.close()
+            return False
+        except BaseException:
+            lease.close()
+            raise
+        lease.seek(0)
+        lease.truncate()
+        lease.write(str(os.getpid()))
+        lease.flush()
+        self._lease = lease
+        self._recover()
+        return True
+
+    def _busy_message(self) -> str:
+        try:
+            pid = (self.settings.data_dir / "worker.lock").read_text().strip()
+        except OSError:
+            pid = "?"
+        return (
+            f"the index is open in another kb process (pid {pid}, for example the app). "
+            "Use the app, stop that process, or configure a Qdrant server (KB_QDRANT_URL)."
+        )
+
+    def _recover(self) -> None:
+        """Make the catalog and the index agree again after a crash."""
+        for job in self.catalog.requeue_interrupted():
+            log.warning("job %s (%s %s) was interrupted; queued again", job.id, job.kind, job.name)
+        for doc_id, version in self.catalog.versions_in_progress():
+            self.catalog.abort_version(doc_id, version, "interrupted before it was indexed")
+        known = {d.doc_id: d for d in self.catalog.documents()}
+        for doc_id, versions in self.index.document_versions().items():
+            doc = known.get(doc_id)
+            if doc is None or doc.status == "deleting" or doc.version not in versions:
+                self.index.delete_document(doc_id)
+        for doc in known.values():
+            if doc.status == "deleting":
+                for blob in self.catalog.remove_document(doc.doc_id):
+                    self.blobs.delete(blob)
+        self.blobs.remove_incoming()
+
+    def submit_paths(self, paths: Iterable[Path], uploader: str = "", groups: Sequence[str] = ()) -> list[Submitted]:
+        """Store each file (folders recursively) and queue it; the name is its path inside the folder."""
+        submitted = []
+        for path, name in iter_files(paths):
+            try:
+                size = path.stat().st_size
+            except OSError as exc:
+                job = _refused(Job(id=0, kind="ingest", name=name), f"cannot read the file: {exc.strerror}")
+                submitted.append(Submitted(self.catalog.enqueue(job), name))
+                continue
+            submitted.append(self._submit(name, lambda p=path: open(p, "rb"), size, uploader, groups))
+        return submitted
+
+    def submit_upload(
+        self, filename: str, data: BinaryIO, size: int, uploader: str = "", groups: Sequence[str] = ()
+    ) -> Submitted:
+        """Store an uploaded file and queue it. The file name is metadata, never a path."""
+        return self._submit(display_name(filename), lambda: data, size, uploader, groups)
+
+    def _submit(
+        self, name: str, opener: Callable[[], BinaryIO], size: int, uploader: str, groups: Sequence[str]
+    ) -> Submitted:
+        job = Job(id=0, kind="ingest", name=name, size=size, uploader=uploader, groups=tuple(groups))
+        if size > self.max_bytes:
+            reason = f"file is {size / 2**20:.1f} MB, over the {self.settings.max_file_mb:g} MB limit"
+            job = _refused(job, reason)
+        else:
+            try:
+                with opener() as stream:
+                    sha, stored = self.blobs.put_stream(stream)
+                job = Job(**{**job.__dict__, "blob": sha, "size": stored})
+            except OSError as exc:
+                job = _refused(job, f"cannot read the file: {exc.strerror or exc}")
+        return Submitted(self.catalog.enqueue(job), name)
+
+    def submit_delete(self, ref: str) -> int:
+        return self.catalog.enqueue(Job(id=0, kind="delete", name=ref))
+
+    def submit_reindex(self) -> int:
+        return self.catalog.enqueue(Job(id=0, kind="reindex"))
+
+    def work_queue(self, on_done: Callable[[Job], None] | None = None, progress: Progress | None = None) -> int:
+        """Work queued jobs until none is left (only in the process that took the queue)."""
+        if not self.take_queue():
+            return 0
+        worked = 0
+        while (job := self.catalog.claim_next()) is not None:
+            self.runner.run(job, progress)
+            worked += 1
+            if on_done:
+                on_done(self.catalog.jobs([job.id])[0])
+        return worked
+
+    def wait(self, job_ids: Sequence[int], on_done: Callable[[Job], None], poll_s: float = 0.5) -> None:
+        """Wait for another process to work these jobs, reporting each as it finishes."""
+        pending = set(job_ids)
+        while pending:
+            for job in self.catalog.jobs(sorted(pending)):
+                if job.status == "done":
+                    pending.discard(job.id)
+                    on_done(job)
+            if pending:
+                if self.take_queue():  # the other process went away: finish the work here
+                    self.work_queue(on_done=lambda j: (pending.discard(j.id), on_done(j)) if j.id in pending else None)
+                else:
+                    time.sleep(poll_s)
+
+    # encoding --------------------------------------------------------------------------------
+    def encode(self, chunks: list[Chunk], sparse: Bm25Encoder | None = None) -> list[IndexedChunk]:
+        texts = [c.indexed_text for c in chunks]
+        sparse_vectors = (sparse or self.sparse).encode_documents(texts)
+        dense_vectors: list[list[float] | None] = [None] * len(chunks)
+        if self.dense is not None and (sparse is not None or not self._dense_mismatch()):
+            dense_vectors = list(self.dense.embed_documents(texts))
+        return [IndexedChunk(c, s, d) for c, s, d in zip(chunks, sparse_vectors, dense_vectors)]
+
+    # reading ---------------------------------------------------------------------------------
+    def _is_current(self, chunks: list[Chunk]) -> list[bool]:
+        serving = self.catalog.serving_versions(sorted({c.doc_id for c in chunks}))
+        return [serving.get(c.doc_id) == c.version for c in chunks]
+
+    @property
+    def retriever(self) -> Retriever:
+        dense = self.dense if self.search_mode == "hybrid" else None
+        return Retriever(index=lambda: self.index, sparse=self.sparse, dense=dense, is_current=self._is_current)
+
+    @property
+    def answerer(self) -> Answerer:
+        if self._answerer is None:
+            llm = build_llm(self.settings) if self.settings.llm_enabled else None
+            self._answerer = Answerer(
+                self.retriever, query_terms=self.sparse.query_terms, llm=llm,
+                k=self.settings.top_k, min_relevance=self.settings.min_relevance,
+            )
+        return self._answerer
+
+    def search(self, query: str, k: int = 5, doc_ids: Sequence[str] | None = None) -> list[Passage]:
+        return self.retriever.search(query, k=k, flt=_filter(doc_ids))
+
+    def ask(self, question: str, doc_ids: Sequence[str] | None = None) -> Answer:
+        return self.answerer.ask(question, flt=_filter(doc_ids))
+
+    def stream(self, question: str, doc_ids: Sequence[str] | None = None) -> Iterator[AnswerEvent]:
+        return self.answerer.stream(question, flt=_filter(doc_ids))
+
+    def documents(self) -> list[Document]:
+        return self.catalog.documents()
+
+    def stats(self) -> dict:
+        docs = self.catalog.documents()
+        index = self.index
+        return {
+            "documents": sum(1 for d in docs if d.status == "ok"),
+            "failed_documents": sum(1 for d in docs if d.status == "failed"),
+            "chunks": index.count(),
+            "catalog_chunks": sum(d.chunks for d in docs if d.status == "ok"),
+            "pages": sum(d.pages or 0 for d in docs if d.status == "ok"),
+            "originals_bytes": self.blobs.size_bytes(),
+            "index": self.index_store.describe() if self.index_store else {},
+            "search_mode": self.search_mode,
+            "dense_model": index.spec.dense_model,
+            "bm25_avg_len": round(index.spec.bm25_avg_len, 1),
+            "answer_mode": f"llm: {self.settings.llm_model}" if self.settings.llm_enabled else "extractive",
+            "queued_jobs": self.catalog.queued_count(),
+            "last_reindex": self.catalog.get_meta("last_reindex") or None,
+            "warnings": list(self.warnings),
+        }
+
+
+def _filter(doc_ids: Sequence[str] | None) -> SearchFilter | None:
+    return SearchFilter(doc_ids=tuple(doc_ids)) if doc_ids else None
+
+
+def _refused(job: Job, reason: str) -> Job:
+    return Job(**{**job.__dict__, "outcome": "failed", "message": reason})
+
+
+def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str]]:
+    """(file, identity) for each file; a folder's files are named by their path inside it.
+
+    Hidden files and folders (.git, .DS_Store) are skipped; symbolic links are not followed out of
+    the folder, so a link cannot pull in files from elsewhere.
+    """
+    for path in paths:
+        if path.is_dir():
+            root = path.resolve()
+            for file in sorted(path.rglob("*")):
+                relative = file.relative_to(path)
+                if any(part.startswith(".") for part in relative.parts) or not file.is_file():
+                    continue
+                if file.is_symlink() and not file.resolve().is_relative_to(root):
+                    continue
+                yield file, display_name(relative.as_posix(), keep_folders=True)
+        else:
+            yield path, display_name(path.name)

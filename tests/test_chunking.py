@@ -1,0 +1,183 @@
+"""Chunking: sizes, structure, offsets and page spans, on parsed files built in memory."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from kb.chunking import chunk_document, count_words, document_text
+from kb.records import Element, ParsedFile
+
+
+def sentence(rng: random.Random, words: int = 12) -> str:
+    vocabulary = ["leave", "policy", "employee", "manager", "approval", "days", "travel", "budget", "team", "office"]
+    return " ".join(rng.choice(vocabulary) for _ in range(words)).capitalize() + "."
+
+
+def paragraph(rng: random.Random, sentences: int) -> str:
+    return " ".join(sentence(rng) for _ in range(sentences))
+
+
+def chunk(parsed: ParsedFile, target_words: int = 300, **kwargs) -> list:
+    return chunk_document(
+        parsed, doc_id="doc", version=3, source="policies/leave.md", target_words=target_words, **kwargs
+    )
+
+
+def long_document(seed: int = 7) -> ParsedFile:
+    """Sections of very different lengths, paragraphs of 1 to 12 sentences, a few list items, over 12 pages."""
+    rng = random.Random(seed)
+    elements = []
+    for number in range(30):
+        page = number // 3 + 1
+        elements.append(Element(f"Section {number}", kind="title", page=page, level=number % 2))
+        for _ in range(rng.randint(1, 9)):
+            elements.append(Element(paragraph(rng, rng.randint(1, 12)), page=page))
+        if number % 4 == 0:
+            elements += [Element(sentence(rng, 6), kind="list_item", page=page) for _ in range(3)]
+    return ParsedFile(elements=elements, pages=10, title="Leave Handbook")
+
+
+def test_no_elements_no_chunks() -> None:
+    assert chunk(ParsedFile(elements=[])) == []
+
+
+def test_chunks_are_exact_spans_of_the_document_text() -> None:
+    parsed = long_document()
+    text = document_text(parsed)
+    chunks = chunk(parsed)
+    assert text == "\n\n".join(e.text for e in parsed.elements)
+    assert all(text[c.char_start : c.char_end] == c.text for c in chunks)
+    assert [c.char_start for c in chunks] == sorted(c.char_start for c in chunks)
+    assert all(a.char_end <= b.char_start for a, b in zip(chunks, chunks[1:]))
+
+
+@pytest.mark.parametrize("target", [300, 120])
+def test_chunk_sizes_stay_within_a_third_of_the_target(target: int) -> None:
+    parsed = long_document()
+    text = document_text(parsed)
+    headings = {text.index(e.text) for e in parsed.elements if e.kind == "title"}
+    chunks = chunk(parsed, target_words=target)
+    for c in chunks:
+        words = count_words(c.text)
+        assert words <= round(target * 4 / 3)
+        ends_section = c.char_end == len(text) or c.char_end + 2 in headings
+        assert words >= round(target * 2 / 3) or ends_section, c.text[:80]
+    assert sum(count_words(c.text) for c in chunks) == count_words(text)  # nothing lost, nothing repeated
+
+
+def test_every_big_section_starts_a_chunk_named_after_it() -> None:
+    rng = random.Random(1)
+    elements = []
+    for name in ("Eligibility", "Requests", "Appeals"):
+        elements += [Element(name, kind="title"), Element(paragraph(rng, 15)), Element(paragraph(rng, 15))]
+    chunks = chunk(ParsedFile(elements=elements))
+    starts = {c.section: c.text.split("\n\n")[0] for c in chunks if c.text.split("\n\n")[0] == c.section}
+    assert starts == {"Eligibility": "Eligibility", "Requests": "Requests", "Appeals": "Appeals"}
+    assert all(c.section in ("Eligibility", "Requests", "Appeals") for c in chunks)
+    for c in chunks:  # no chunk reaches into the next section
+        assert not any(f"\n\n{name}\n\n" in c.text for name in ("Requests", "Appeals") if name != c.section)
+
+
+def test_small_sections_merge_under_the_same_parent_only() -> None:
+    elements = [
+        Element("Benefits", kind="title", level=0),
+        Element("Health", kind="title", level=1),
+        Element("Health cover starts on day one."),
+        Element("Dental", kind="title", level=1),
+        Element("Dental cover starts after three months."),
+        Element("Conduct", kind="title", level=0),
+        Element("Be kind to colleagues."),
+    ]
+    chunks = chunk(ParsedFile(elements=elements))
+    assert [c.text for c in chunks] == [
+        "Benefits\n\nHealth\n\nHealth cover starts on day one.\n\nDental\n\nDental cover starts after three months.",
+        "Conduct\n\nBe kind to colleagues.",
+    ]
+    assert [c.section for c in chunks] == ["Health", "Conduct"]  # the heading nearest the first words
+
+
+def test_a_chunk_never_ends_on_a_heading() -> None:
+    rng = random.Random(3)
+    elements = [Element(paragraph(rng, 14)), Element("Part Two", kind="title"), Element("Scope", kind="title", level=1)]
+    elements += [Element(paragraph(rng, 14)) for _ in range(4)]
+    chunks = chunk(ParsedFile(elements=elements))
+    headings = {"Part Two", "Scope"}
+    assert all(c.text.split("\n\n")[-1] not in headings for c in chunks)
+    assert chunks[1].text.startswith("Part Two\n\nScope\n\n") and chunks[1].section == "Scope"
+
+
+def test_long_paragraph_is_split_between_sentences() -> None:
+    rng = random.Random(5)
+    chunks = chunk(ParsedFile(elements=[Element(paragraph(rng, 80))]))
+    assert len(chunks) > 2
+    assert all(c.text.endswith(".") for c in chunks)
+    assert all(200 <= count_words(c.text) <= 400 for c in chunks[:-1])
+
+
+def test_sentence_longer_than_a_chunk_is_split_between_words() -> None:
+    text = " ".join(f"word{i}" for i in range(1000))
+    chunks = chunk(ParsedFile(elements=[Element(text)]))
+    assert len(chunks) == 3 and all(200 <= count_words(c.text) <= 400 for c in chunks)
+    assert " ".join(c.text for c in chunks) == text
+
+
+def test_text_without_spaces_is_still_split() -> None:
+    chinese = "员工每年享有带薪年假。" * 150  # 1500 characters, no spaces
+    chunks = chunk(ParsedFile(elements=[Element(chinese)]))
+    assert len(chunks) >= 4
+    assert all(count_words(c.text) <= 400 for c in chunks)
+    assert "".join(c.text for c in chunks) == chinese
+
+
+def test_tables_stay_whole_when_they_fit_and_split_by_rows_when_not() -> None:
+    small = "Grade | Days\nA | 25\nB | 20"
+    big = "\n".join(f"Row {i} | value {i} | note about row {i}" for i in range(200))
+    chunks = chunk(ParsedFile(elements=[Element(small, kind="table"), Element(big, kind="table")]))
+    assert chunks[0].text.startswith(small)
+    rows = set(big.split("\n"))
+    for c in chunks[1:]:
+        assert set(c.text.split("\n")) <= rows  # only whole rows
+
+
+def test_page_spans() -> None:
+    rng = random.Random(9)
+    elements = [Element(paragraph(rng, 5), page=page) for page in (1, 2, 2, 3, 3)]
+    spans = [(c.page_start, c.page_end) for c in chunk(ParsedFile(elements=elements, pages=3), target_words=100)]
+    assert spans[0][0] == 1 and spans[-1][1] == 3
+    assert any(start < end for start, end in spans)  # a chunk that crosses pages says so
+    unpaged = chunk(ParsedFile(elements=[Element("Just text.")]))
+    assert (unpaged[0].page_start, unpaged[0].page_end) == (None, None)
+
+
+def test_identity_title_and_groups() -> None:
+    rng = random.Random(11)
+    parsed = ParsedFile(elements=[Element(paragraph(rng, 30)) for _ in range(4)])
+    chunks = chunk(parsed, groups=("hr", "managers"))
+    assert [c.chunk_id for c in chunks] == [f"doc:3:{i}" for i in range(len(chunks))]
+    assert [c.seq for c in chunks] == list(range(len(chunks)))
+    assert {(c.doc_id, c.version, c.source, c.title, c.groups, c.section) for c in chunks} == {
+        ("doc", 3, "policies/leave.md", "leave", ("hr", "managers"), None)
+    }
+    titled = chunk(ParsedFile(elements=[Element("Text.")], title="Leave Policy"))
+    assert titled[0].title == "Leave Policy"
+
+
+def test_list_items_stay_on_their_own_lines() -> None:
+    elements = [Element("Bring:"), Element("A laptop", kind="list_item"), Element("A badge", kind="list_item")]
+    assert chunk(ParsedFile(elements=elements))[0].text == "Bring:\n\nA laptop\n\nA badge"
+
+
+def test_a_heading_longer_than_a_chunk_is_treated_as_text() -> None:
+    rng = random.Random(13)
+    elements = [Element("Intro", kind="title"), Element(paragraph(rng, 60), kind="title"), Element("Short.")]
+    chunks = chunk(ParsedFile(elements=elements))
+    assert all(count_words(c.text) <= 400 for c in chunks)
+    assert {c.section for c in chunks} == {"Intro"}
+
+
+def test_a_run_of_headings_is_still_cut_at_the_maximum() -> None:
+    elements = [Element(f"Heading number {i}", kind="title") for i in range(300)]
+    chunks = chunk(ParsedFile(elements=elements))
+    assert len(chunks) > 1 and all(count_words(c.text) <= 400 for c in chunks)

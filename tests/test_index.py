@@ -1,0 +1,426 @@
+"""The index behaves the same on both backends: the embedded shard and a Qdrant server (local mode)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from qdrant_client import QdrantClient
+from tiny_model import MODEL_NAME, build_tiny_model
+
+from kb.config import Settings
+from kb.embedding import Bm25Encoder, FastEmbedEmbedder
+from kb.index import (
+    EdgeIndexStore,
+    IndexedChunk,
+    IndexLocked,
+    IndexSpec,
+    IndexUnavailable,
+    SearchFilter,
+    chunk_from_payload,
+    chunk_to_payload,
+    open_index_store,
+    point_id,
+)
+from kb.index_server import ServerIndexStore
+from kb.records import Chunk
+
+pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
+
+BM25 = Bm25Encoder(avg_len=8)
+KEYWORD = IndexSpec(dense_model=None, dense_dim=None, bm25_avg_len=8)
+HAND_MADE = IndexSpec(dense_model="test:hand-made", dense_dim=3, bm25_avg_len=8)
+
+
+def chunk(doc_id: str, version: int, seq: int, text: str, groups: tuple[str, ...] = ()) -> Chunk:
+    return Chunk(
+        chunk_id=f"{doc_id}:{version}:{seq}",
+        doc_id=doc_id,
+        version=version,
+        seq=seq,
+        source=f"{doc_id}.md",
+        text=text,
+        groups=groups,
+    )
+
+
+def item(c: Chunk, dense: list[float] | None = None) -> IndexedChunk:
+    return IndexedChunk(c, BM25.encode_documents([c.indexed_text])[0], dense)
+
+
+def search(index, query: str, limit: int = 10, flt: SearchFilter | None = None, dense: list[float] | None = None):
+    return index.search(BM25.encode_query(query), dense, limit, flt)
+
+
+def texts(results) -> list[str]:
+    return [c.text for c, _ in results]
+
+
+@pytest.fixture(params=["edge", "server"])
+def store(request, tmp_path):
+    if request.param == "edge":
+        return EdgeIndexStore(tmp_path / "index")
+    return ServerIndexStore(QdrantClient(":memory:"), "kb", url="memory")
+
+
+@pytest.fixture
+def make_index(store):
+    """A promoted index with the given spec, closed after the test."""
+    opened = []
+
+    def make(spec: IndexSpec = KEYWORD):
+        index = store.create(spec)
+        store.promote(index)
+        opened.append(index)
+        return index
+
+    yield make
+    for index in opened:
+        index.close()
+
+
+def test_payload_round_trips_every_chunk_field():
+    original = Chunk(
+        chunk_id="d:2:5",
+        doc_id="d",
+        version=2,
+        seq=5,
+        source="hr/leave.pdf",
+        text="Annual leave is 25 days.",
+        page_start=3,
+        page_end=4,
+        section="Leave",
+        title="Handbook",
+        char_start=100,
+        char_end=124,
+        groups=("hr", "it"),
+    )
+    payload = json.loads(json.dumps(chunk_to_payload(original)))  # as it travels to a server
+    assert payload["groups"] == ["hr", "it"]
+    assert chunk_from_payload(payload) == original
+
+
+def test_point_ids_are_stable_uuids():
+    assert point_id("d:1:0") == point_id("d:1:0") != point_id("d:1:1")
+    assert uuid.UUID(point_id("d:1:0")).version == 5
+
+
+def test_replace_document_swaps_versions(make_index):
+    index = make_index()
+    index.replace_document(
+        "a", 1, [item(chunk("a", 1, i, f"old wording {w}")) for i, w in enumerate(["alpha", "beta", "gamma"])]
+    )
+    index.replace_document(
+        "a", 2, [item(chunk("a", 2, 0, "new wording delta")), item(chunk("a", 2, 1, "new wording alpha"))]
+    )
+    assert index.count() == 2
+    assert index.document_versions() == {"a": {2}}
+    assert search(index, "beta") == []
+    assert {c.version for c, _ in search(index, "wording")} == {2}
+
+
+def test_replace_document_drops_leftover_chunks_of_the_same_version(make_index):
+    index = make_index()
+    index.replace_document("a", 1, [item(chunk("a", 1, i, f"text {i}")) for i in range(3)])
+    index.replace_document("a", 1, [item(chunk("a", 1, 0, "text 0"))])
+    assert index.count() == 1
+
+
+def test_replace_document_leaves_other_documents_alone(make_index):
+    index = make_index()
+    index.replace_document("a", 1, [item(chunk("a", 1, 0, "parking rules"))])
+    index.replace_document("b", 1, [item(chunk("b", 1, 0, "parking permits"))])
+    index.replace_document("a", 2, [item(chunk("a", 2, 0, "parking spaces"))])
+    assert index.document_versions() == {"a": {2}, "b": {1}}
+
+
+def test_delete_document(make_index):
+    index = make_index()
+    index.replace_document("a", 1, [item(chunk("a", 1, 0, "parking rules"))])
+    index.replace_document("b", 1, [item(chunk("b", 1, 0, "parking permits"))])
+    index.delete_document("a")
+    assert index.document_versions() == {"b": {1}}
+    assert texts(search(index, "parking")) == ["parking permits"]
+
+
+def test_filter_by_documents(make_index):
+    index = make_index()
+    for doc in "abc":
+        index.replace_document(doc, 1, [item(chunk(doc, 1, 0, f"expense policy of {doc}"))])
+    assert {c.doc_id for c, _ in search(index, "expense", flt=SearchFilter(doc_ids=("b", "c")))} == {"b", "c"}
+    assert search(index, "expense", flt=SearchFilter(doc_ids=())) == []
+
+
+@pytest.mark.parametrize(
+    ("groups", "visible"),
+    [(None, {"everyone", "hr only", "it only"}), (("hr",), {"everyone", "hr only"}), ((), {"everyone"})],
+)
+def test_filter_by_groups(make_index, groups, visible):
+    index = make_index()
+    index.replace_document(
+        "a",
+        1,
+        [
+            item(chunk("a", 1, 0, "salary bands everyone")),
+            item(chunk("a", 1, 1, "salary bands hr only", groups=("hr",))),
+            item(chunk("a", 1, 2, "salary bands it only", groups=("it", "ops"))),
+        ],
+    )
+    found = texts(search(index, "salary bands", flt=SearchFilter(groups=groups)))
+    assert {t.removeprefix("salary bands ") for t in found} == visible
+
+
+def test_restricted_chunk_never_reaches_hybrid_results(make_index):
+    index = make_index(HAND_MADE)
+    index.replace_document(
+        "a",
+        1,
+        [
+            item(chunk("a", 1, 0, "board minutes", groups=("board",)), dense=[1.0, 0.0, 0.0]),
+            item(chunk("a", 1, 1, "canteen menu"), dense=[0.0, 1.0, 0.0]),
+        ],
+    )
+    results = search(index, "board minutes", dense=[1.0, 0.0, 0.0], flt=SearchFilter(groups=("staff",)))
+    assert texts(results) == ["canteen menu"]
+
+
+def test_keyword_ranking_prefers_rare_terms_and_scores_are_bm25(make_index):
+    index = make_index()
+    index.replace_document(
+        "a",
+        1,
+        [
+            item(chunk("a", 1, 0, "the policy covers travel")),
+            item(chunk("a", 1, 1, "the policy covers parking")),
+            item(chunk("a", 1, 2, "the policy covers canteen")),
+            item(chunk("a", 1, 3, "reimbursement of travel receipts within the policy")),
+        ],
+    )
+    results = search(index, "policy reimbursement")
+    assert results[0][0].text.startswith("reimbursement")
+    scores = [score for _, score in results]
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] > 1.0  # a raw BM25 score, not a fused rank score
+    assert texts(search(index, "parking", limit=1)) == ["the policy covers parking"]
+
+
+def test_hybrid_finds_by_meaning_what_keywords_miss(make_index):
+    index = make_index(HAND_MADE)
+    index.replace_document(
+        "a",
+        1,
+        [
+            item(chunk("a", 1, 0, "annual holiday allowance"), dense=[1.0, 0.1, 0.0]),
+            item(chunk("a", 1, 1, "car parking permits"), dense=[0.0, 1.0, 0.1]),
+        ],
+    )
+    assert search(index, "vacation days") == []  # keyword only: no shared term
+    results = search(index, "vacation days", dense=[0.9, 0.2, 0.0])
+    assert texts(results)[0] == "annual holiday allowance"
+    assert all(score < 2 / 60 for _, score in results)  # reciprocal rank fusion scores
+
+
+@pytest.mark.parametrize("weight", [1.0, 3.0])
+def test_hybrid_scores_follow_qdrant_weighted_rrf(make_index, weight):
+    """Qdrant's weighted RRF divides a list's positions by its weight: 1 / ((position + 1) / weight + k - 1)."""
+    index = make_index(HAND_MADE)
+    index.replace_document(
+        "a",
+        1,
+        [
+            item(chunk("a", 1, 0, "pension scheme"), dense=[0.0, 1.0, 0.0]),  # keyword 1st, meaning 2nd
+            item(chunk("a", 1, 1, "retirement savings"), dense=[1.0, 0.0, 0.0]),  # no keyword, meaning 1st
+        ],
+    )
+    scores = dict(
+        (c.text, score)
+        for c, score in index.search(BM25.encode_query("pension"), [1.0, 0.0, 0.0], 2, dense_weight=weight)
+    )
+
+    def rrf(position: int, w: float = 1.0) -> float:
+        return 1 / ((position + 1) / w + 60 - 1)
+
+    assert scores["pension scheme"] == pytest.approx(rrf(0) + rrf(1, weight), rel=1e-4)
+    assert scores["retirement savings"] == pytest.approx(rrf(0, weight), rel=1e-4)
+
+
+def test_a_stop_words_only_chunk_is_stored_and_found_by_meaning(make_index):
+    index = make_index(HAND_MADE)
+    index.replace_document("a", 1, [item(chunk("a", 1, 0, "to be or not to be"), dense=[0.0, 0.0, 1.0])])
+    assert index.count() == 1
+    assert search(index, "the", dense=None) == []
+    assert texts(search(index, "the", dense=[0.0, 0.0, 1.0])) == ["to be or not to be"]
+
+
+def test_dense_vectors_must_match_the_spec(make_index):
+    index = make_index(HAND_MADE)
+    with pytest.raises(ValueError, match="3-dimensional"):
+        index.replace_document("a", 1, [item(chunk("a", 1, 0, "text"), dense=[1.0, 0.0])])
+
+
+def test_hybrid_with_the_tiny_fastembed_model(make_index, tmp_path):
+    embedder = FastEmbedEmbedder(MODEL_NAME, tmp_path / "cache", build_tiny_model(tmp_path / "model"))
+    index = make_index(IndexSpec(embedder.model_id, embedder.dim, 8))
+    chunks = [
+        chunk("a", 1, 0, "holiday allowance"),
+        chunk("a", 1, 1, "laptop security"),
+        chunk("a", 1, 2, "travel booking"),
+    ]
+    vectors = embedder.embed_documents([c.indexed_text for c in chunks])
+    index.replace_document("a", 1, [item(c, v) for c, v in zip(chunks, vectors)])
+    results = search(index, "vacation", dense=embedder.embed_query("vacation"))
+    assert texts(results)[0] == "holiday allowance"
+
+
+def test_generations_serve_until_promoted(store):
+    assert store.open_current() is None
+    first = store.create(KEYWORD)
+    store.promote(first)
+    first.replace_document("a", 1, [item(chunk("a", 1, 0, "first generation text"))])
+
+    spec = IndexSpec(dense_model=None, dense_dim=None, bm25_avg_len=42.5)
+    second = store.create(spec)
+    second.replace_document("b", 1, [item(chunk("b", 1, 0, "second generation text"))])
+    assert texts(search(first, "generation")) == ["first generation text"]  # the rebuild is not serving yet
+
+    store.promote(second)
+    first.close()  # what the service does once the new generation serves
+    if isinstance(store, EdgeIndexStore):
+        second.close()  # the shard admits one holder: reopen it from disk
+        store = EdgeIndexStore(store.root)
+    current = store.open_current()
+    assert current.spec == spec
+    assert texts(search(current, "generation")) == ["second generation text"]
+    assert current.document_versions() == {"b": {1}}
+    current.close()
+
+
+def test_discard_drops_a_generation_and_keeps_the_serving_one(store):
+    serving = store.create(KEYWORD)
+    store.promote(serving)
+    serving.replace_document("a", 1, [item(chunk("a", 1, 0, "kept"))])
+    failed = store.create(KEYWORD)
+    store.discard(failed)
+    assert texts(search(serving, "kept")) == ["kept"]
+    assert store.describe()["backend"].startswith("qdrant")
+    serving.close()
+
+
+def test_server_keeps_one_collection_per_live_generation():
+    client = QdrantClient(":memory:")
+    store = ServerIndexStore(client, "kb", url="memory")
+    first = store.create(KEYWORD)
+    store.promote(first)
+    second = store.create(HAND_MADE)
+    store.promote(second)
+    discarded = store.create(KEYWORD)
+    store.discard(discarded)
+    assert [c.name for c in client.get_collections().collections] == [second.collection]
+    assert store.describe()["collection"] == second.collection
+    assert store.open_current().spec == HAND_MADE
+
+
+def test_edge_generations_are_directories_with_a_pointer(tmp_path):
+    root = tmp_path / "index"
+    store = EdgeIndexStore(root)
+    first = store.create(KEYWORD)
+    store.promote(first)
+    abandoned = store.create(KEYWORD)  # a rebuild that crashed: never promoted, left behind
+    abandoned.close()
+    third = store.create(HAND_MADE)
+    store.promote(third)
+    assert (root / "CURRENT").read_text().strip() == third.generation
+    # the crashed rebuild is gone; the old generation stays while this process still serves from it
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == [first.generation, third.generation]
+    first.close()
+    assert not first.path.exists()
+    assert json.loads((third.path / "spec.json").read_text())["dense_dim"] == 3
+    assert store.describe()["size_bytes"] > 0
+    third.close()
+
+
+def test_edge_generation_open_elsewhere_is_locked(tmp_path):
+    store = EdgeIndexStore(tmp_path / "index")
+    index = store.create(KEYWORD)
+    store.promote(index)
+    with pytest.raises(IndexLocked, match="open in another process"):
+        EdgeIndexStore(tmp_path / "index").open_current()
+    with pytest.raises(IndexLocked, match="already open in this process"):
+        store.open_current()
+    index.close()
+    reopened = EdgeIndexStore(tmp_path / "index").open_current()
+    assert reopened.spec == KEYWORD
+    reopened.close()
+
+
+def test_edge_index_serves_concurrent_readers_and_a_writer(tmp_path):
+    index = EdgeIndexStore(tmp_path / "index").create(KEYWORD)
+    errors: list[Exception] = []
+
+    def read():
+        try:
+            for _ in range(50):
+                search(index, "shared words", flt=SearchFilter(groups=("hr",)))
+        except Exception as exc:  # collected, so the assertion shows it
+            errors.append(exc)
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for thread in readers:
+        thread.start()
+    for version in range(1, 30):
+        index.replace_document("a", version, [item(chunk("a", version, i, f"shared words {i}")) for i in range(5)])
+    for thread in readers:
+        thread.join()
+    assert errors == []
+    assert index.document_versions() == {"a": {29}}
+    index.close()
+
+
+def test_unreachable_server_is_reported_in_one_line():
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    store = ServerIndexStore(QdrantClient(url=url, timeout=2, check_compatibility=False), "kb", url=url)
+    with pytest.raises(IndexUnavailable, match=f"Qdrant at {url} is not reachable"):
+        store.open_current()
+
+
+class _RefusingQdrant(BaseHTTPRequestHandler):
+    """Answers every request the way a Qdrant server without the right API key does."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({"status": {"error": "Must provide an API key"}}).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_server_refusal_is_reported_with_qdrants_reason():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusingQdrant)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        store = ServerIndexStore(QdrantClient(url=url, timeout=2, check_compatibility=False), "kb", url=url)
+        with pytest.raises(IndexUnavailable, match="answered 401 Unauthorized: Must provide an API key"):
+            store.open_current()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_open_index_store_picks_the_backend(tmp_path: Path):
+    embedded = open_index_store(Settings(data_dir=tmp_path))
+    assert isinstance(embedded, EdgeIndexStore) and embedded.root == tmp_path / "index"
+    server = open_index_store(Settings(data_dir=tmp_path, qdrant_url="http://127.0.0.1:1", collection="docs"))
+    assert isinstance(server, ServerIndexStore) and server.alias == "docs"

@@ -1,0 +1,186 @@
+"""The whole pipeline through KnowledgeBase, offline: ingest, versions, search, ask, delete, re-index, recovery."""
+
+from pathlib import Path
+
+import pytest
+
+from kb.catalog import doc_id_for
+from kb.config import load_settings
+from kb.service import KnowledgeBase
+
+LEAVE = """# Leave policy
+
+## Requesting leave
+
+To request annual leave, submit a request in the HR portal at least two weeks in advance.
+Your manager approves or declines the request within three working days.
+
+## Sick leave
+
+If you are ill, tell your manager before 10am on the first day of absence.
+A doctor's note is needed after five consecutive days of sick leave.
+"""
+
+TRAVEL = """# Travel policy
+
+Book all business travel through the travel desk. Economy class is the default for flights under six hours.
+Keep every receipt: expenses are reimbursed within 30 days of submitting the claim.
+"""
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture()
+def kb(tmp_path: Path):
+    settings = load_settings(env={}, secrets_file=tmp_path / "none.toml", data_dir=tmp_path / "data")
+    base = KnowledgeBase(settings)
+    assert base.take_queue()
+    yield base
+    base.close()
+
+
+def ingest(kb: KnowledgeBase, *paths: Path) -> dict[str, tuple[str, str]]:
+    results: dict[str, tuple[str, str]] = {}
+    submitted = kb.submit_paths(paths)
+    kb.work_queue()
+    for job in kb.catalog.jobs([s.job_id for s in submitted]):
+        results[job.name] = (job.outcome, job.message)
+    return results
+
+
+def test_ingest_search_and_ask(kb: KnowledgeBase, tmp_path: Path):
+    folder = tmp_path / "handbook"
+    write(folder, "policies/leave.md", LEAVE)
+    write(folder, "policies/travel.md", TRAVEL)
+    results = ingest(kb, folder)
+    assert results["policies/leave.md"][0] == "ok"
+    assert results["policies/travel.md"][0] == "ok"
+
+    passages = kb.search("how do I request annual leave", k=3)
+    assert passages[0].chunk.source == "policies/leave.md"
+    assert [p.rank for p in passages] == list(range(1, len(passages) + 1))
+
+    answer = kb.ask("How do I request annual leave?")
+    assert answer.found and answer.mode == "extractive"
+    assert "HR portal" in answer.text
+    assert answer.citations and answer.citations[0].passage.chunk.source == "policies/leave.md"
+    assert f"[{answer.citations[0].n}]" in answer.text
+
+    nothing = kb.ask("What is the capital of Mongolia?")
+    assert not nothing.found and not nothing.citations
+
+
+def test_identical_bytes_are_unchanged_and_new_bytes_replace_the_old_version(kb: KnowledgeBase, tmp_path: Path):
+    path = write(tmp_path, "leave.md", LEAVE)
+    assert ingest(kb, path)["leave.md"][0] == "ok"
+    assert ingest(kb, path)["leave.md"] == ("unchanged", "already indexed (version 1)")
+
+    write(tmp_path, "leave.md", LEAVE.replace("two weeks", "four weeks"))
+    assert ingest(kb, path)["leave.md"][0] == "ok"
+    doc = kb.catalog.document("leave.md")
+    assert doc and doc.version == 2
+    assert kb.index.document_versions() == {doc.doc_id: {2}}
+    texts = " ".join(p.chunk.text for p in kb.search("request annual leave advance", k=10))
+    assert "four weeks" in texts and "two weeks" not in texts
+
+
+def test_a_bad_file_fails_with_a_reason_and_the_rest_go_in(kb: KnowledgeBase, tmp_path: Path):
+    folder = tmp_path / "mixed"
+    write(folder, "leave.md", LEAVE)
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7\n this is not really a pdf")
+    (folder / "empty.txt").write_bytes(b"")
+    results = ingest(kb, folder)
+    assert results["leave.md"][0] == "ok"
+    for name in ("broken.pdf", "empty.txt"):
+        outcome, reason = results[name]
+        assert outcome == "failed" and reason and "\n" not in reason and "Traceback" not in reason
+    broken = kb.catalog.document("broken.pdf")
+    assert broken and broken.status == "failed" and broken.error
+
+
+def test_a_failed_new_version_keeps_the_old_one_serving(kb: KnowledgeBase, tmp_path: Path):
+    path = write(tmp_path, "leave.md", LEAVE)
+    ingest(kb, path)
+    path.write_bytes(b"")
+    assert ingest(kb, path)["leave.md"][0] == "failed"
+    doc = kb.catalog.document("leave.md")
+    assert doc and doc.status == "ok" and doc.version == 1 and doc.error
+    assert kb.search("sick leave doctor's note")[0].chunk.source == "leave.md"
+
+
+def test_oversized_file_is_refused_before_it_is_stored(tmp_path: Path):
+    settings = load_settings(env={}, secrets_file=tmp_path / "none.toml", data_dir=tmp_path / "data", max_file_mb=0.001)
+    kb = KnowledgeBase(settings)
+    try:
+        path = write(tmp_path, "big.txt", "word " * 1000)
+        outcome, reason = ingest(kb, path)["big.txt"]
+        assert outcome == "failed" and "over the 0.001 MB limit" in reason
+        assert kb.blobs.size_bytes() == 0
+    finally:
+        kb.close()
+
+
+def test_delete_removes_chunks_catalog_entry_and_original(kb: KnowledgeBase, tmp_path: Path):
+    ingest(kb, write(tmp_path, "leave.md", LEAVE), write(tmp_path, "travel.md", TRAVEL))
+    doc = kb.catalog.document("leave.md")
+    kb.submit_delete("leave.md")
+    kb.work_queue()
+    assert kb.catalog.document("leave.md") is None
+    assert doc.doc_id not in kb.index.document_versions()
+    assert not kb.blobs.exists(doc.sha256)
+    assert all(p.chunk.source == "travel.md" for p in kb.search("leave request manager"))
+
+
+def test_reindex_rebuilds_from_originals_and_swaps(kb: KnowledgeBase, tmp_path: Path):
+    ingest(kb, write(tmp_path, "leave.md", LEAVE), write(tmp_path, "travel.md", TRAVEL))
+    before = kb.index.count()
+    old_index = kb.index
+    kb.submit_reindex()
+    kb.work_queue()
+    assert kb.index is not old_index
+    assert kb.index.count() == before
+    assert kb.catalog.get_meta("last_reindex")
+    assert kb.search("receipts reimbursed")[0].chunk.source == "travel.md"
+
+
+def test_recovery_drops_orphans_and_requeues_interrupted_jobs(tmp_path: Path):
+    settings = load_settings(env={}, secrets_file=tmp_path / "none.toml", data_dir=tmp_path / "data")
+    first = KnowledgeBase(settings)
+    assert first.take_queue()
+    ingest(first, write(tmp_path, "leave.md", LEAVE))
+    # A crash after the index took a document but before the catalog learnt of it leaves an orphan;
+    # a crash while a job runs leaves it 'running'.
+    orphan = first.catalog.document("leave.md")
+    first.catalog.remove_document(orphan.doc_id)
+    submitted = first.submit_paths([write(tmp_path, "travel.md", TRAVEL)])
+    assert first.catalog.claim_next().id == submitted[0].job_id
+    first.close()
+
+    second = KnowledgeBase(settings)
+    try:
+        assert second.take_queue()
+        assert orphan.doc_id not in second.index.document_versions()
+        (job,) = second.catalog.jobs([submitted[0].job_id])
+        assert job.status == "queued"
+        second.work_queue()
+        assert second.catalog.document("travel.md").status == "ok"
+    finally:
+        second.close()
+
+
+def test_a_second_process_cannot_take_the_queue_while_one_holds_it(kb: KnowledgeBase, tmp_path: Path):
+    other = KnowledgeBase(kb.settings)
+    try:
+        assert not other.take_queue()
+        submitted = other.submit_paths([write(tmp_path, "leave.md", LEAVE)])
+        assert other.work_queue() == 0
+        kb.work_queue()  # the holder does the work
+        assert other.catalog.jobs([submitted[0].job_id])[0].outcome == "ok"
+    finally:
+        other.close()
+    assert kb.catalog.document(doc_id_for("leave.md")).status == "ok"
