@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from kb.records import Chunk, ParsedFile
+from kb.records import Chunk, Element, ParsedFile
 
 SEPARATOR = "\n\n"
 
@@ -46,7 +46,12 @@ class Unit:
 
 def document_text(parsed: ParsedFile) -> str:
     """The text all chunk offsets point into: the elements' texts joined by blank lines."""
-    return SEPARATOR.join(element.text for element in parsed.elements)
+    return SEPARATOR.join(element_text(element) for element in parsed.elements)
+
+
+def element_text(element: Element) -> str:
+    """An element as it reads in a passage: list items keep a bullet, so a list still looks like one."""
+    return f"- {element.text}" if element.kind == "list_item" else element.text
 
 
 def count_words(text: str) -> int:
@@ -103,18 +108,19 @@ def split_units(parsed: ParsedFile, target_words: int, max_words: int) -> list[U
     units: list[Unit] = []
     section, level, offset = None, -1, 0
     for element in parsed.elements:
-        is_heading = element.kind == "title" and count_words(element.text) <= max_words  # else it is no heading
+        text = element_text(element)
+        is_heading = element.kind == "title" and count_words(text) <= max_words  # else it is no heading
         if is_heading:
-            section, level = element.text, element.level
-            spans = [(0, len(element.text), SECTION)]
+            section, level = text, element.level
+            spans = [(0, len(text), SECTION)]
         else:
-            spans = _body_spans(element.text, element.kind == "table", target_words, max_words)
+            spans = _body_spans(text, element.kind == "table", target_words, max_words)
         for start, end, strength in spans:
             units.append(
                 Unit(
                     start=offset + start,
                     end=offset + end,
-                    words=count_words(element.text[start:end]),
+                    words=count_words(text[start:end]),
                     page=element.page,
                     boundary=strength,
                     level=level,
@@ -122,7 +128,7 @@ def split_units(parsed: ParsedFile, target_words: int, max_words: int) -> list[U
                     is_heading=is_heading,
                 )
             )
-        offset += len(element.text) + len(SEPARATOR)
+        offset += len(text) + len(SEPARATOR)
     return units
 
 

@@ -117,6 +117,8 @@ WORD = re.compile(r"\w+|[^\w\s]")
 # Markdown files of static-site generators start with YAML metadata between two "---" lines.
 FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?\n)---[ \t]*(\r?\n|\Z)", re.DOTALL)
 FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.MULTILINE)
+# Liquid/Jinja statements ({% include x %}, {% alert %}) in site-generator Markdown: markup, never content.
+TEMPLATE_TAG = re.compile(r"\{%-?.*?-?%\}", re.DOTALL)
 
 
 def detect_type(path: Path, filename: str | None = None) -> str:
@@ -276,6 +278,7 @@ def _partition(path: Path, kind: str) -> ParsedFile:
     front_title = None
     if kind == "md":
         front_title, text = split_front_matter(text)
+        text = TEMPLATE_TAG.sub("", text)
     try:
         raw = _run_partitioner(path, kind, text)
     except ValueError:

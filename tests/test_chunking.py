@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from kb.chunking import chunk_document, count_words, document_text
+from kb.chunking import chunk_document, count_words, document_text, element_text
 from kb.records import Element, ParsedFile
 
 
@@ -47,7 +47,7 @@ def test_chunks_are_exact_spans_of_the_document_text() -> None:
     parsed = long_document()
     text = document_text(parsed)
     chunks = chunk(parsed)
-    assert text == "\n\n".join(e.text for e in parsed.elements)
+    assert text == "\n\n".join(element_text(e) for e in parsed.elements)
     assert all(text[c.char_start : c.char_end] == c.text for c in chunks)
     assert [c.char_start for c in chunks] == sorted(c.char_start for c in chunks)
     assert all(a.char_end <= b.char_start for a, b in zip(chunks, chunks[1:]))
@@ -166,7 +166,7 @@ def test_identity_title_and_groups() -> None:
 
 def test_list_items_stay_on_their_own_lines() -> None:
     elements = [Element("Bring:"), Element("A laptop", kind="list_item"), Element("A badge", kind="list_item")]
-    assert chunk(ParsedFile(elements=elements))[0].text == "Bring:\n\nA laptop\n\nA badge"
+    assert chunk(ParsedFile(elements=elements))[0].text == "Bring:\n\n- A laptop\n\n- A badge"
 
 
 def test_a_heading_longer_than_a_chunk_is_treated_as_text() -> None:
