@@ -145,6 +145,7 @@ def search(ctx: click.Context, query: str | None, k: int, as_json: bool, batch: 
                 click.echo(json.dumps({"id": qid, "results": results}, ensure_ascii=False))
             return
         passages = kb.search(query or "", k=k)
+        _say_mode(kb)
         if as_json:
             click.echo(json.dumps([passage_json(p) for p in passages], ensure_ascii=False, indent=2))
             return
@@ -153,6 +154,13 @@ def search(ctx: click.Context, query: str | None, k: int, as_json: bool, batch: 
         for p in passages:
             click.echo(f"{p.rank}. {p.chunk.source}{_page(p)}  (score {p.score:.3f})")
             click.echo("   " + _excerpt(p.chunk.text))
+
+
+def _say_mode(kb: KnowledgeBase) -> None:
+    """One line on stderr saying how the answer was found, so nobody mistakes keyword search for more."""
+    search = "hybrid search" if kb.search_mode == "hybrid" else "keyword search only (no embedding model)"
+    answers = f"LLM {kb.settings.llm_model}" if kb.settings.llm_enabled else "extractive answers (no LLM)"
+    click.echo(f"[{search}; {answers}]", err=True)
 
 
 def _excerpt(text: str, width: int = 240) -> str:
@@ -188,6 +196,7 @@ def ask(ctx: click.Context, question: str, as_json: bool) -> None:
     """Answer QUESTION from the documents, citing the passages used."""
     with _open(ctx) as kb:
         answer = kb.ask(question)
+        _say_mode(kb)
         if as_json:
             click.echo(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
             return

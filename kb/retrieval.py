@@ -6,6 +6,7 @@ replaced, chunks of its old version can still sit in the index; they are dropped
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Callable, Literal
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -18,6 +19,8 @@ from kb.records import Chunk, Passage
 if TYPE_CHECKING:
     from kb.embedding import Bm25Encoder, DenseEmbedder
     from kb.index import VectorIndex
+
+log = logging.getLogger(__name__)
 
 # Extra hits fetched so that dropping chunks of superseded versions still leaves k passages.
 SUPERSEDED_HEADROOM = 10
@@ -49,9 +52,9 @@ class Retriever:
         if not query.strip():
             return []
         sparse = self._sparse.encode_query(query)
-        if not sparse.indices and self._dense is None:  # only stop words ("what is it?")
+        dense = self._embed(query)
+        if not sparse.indices and dense is None:  # only stop words ("what is it?")
             return []
-        dense = self._dense.embed_query(query) if self._dense is not None else None
         hits = self._index().search(
             sparse, dense, limit=k + SUPERSEDED_HEADROOM, flt=flt, dense_weight=self._dense_weight
         )
@@ -59,6 +62,17 @@ class Retriever:
             current = self._is_current([chunk for chunk, _ in hits])
             hits = [hit for hit, keep in zip(hits, current) if keep]
         return [Passage(chunk, score, rank) for rank, (chunk, score) in enumerate(hits[:k], start=1)]
+
+
+    def _embed(self, query: str) -> list[float] | None:
+        """The dense query vector; if the embedding model fails (a remote endpoint is down), keywords only."""
+        if self._dense is None:
+            return None
+        try:
+            return self._dense.embed_query(query)
+        except Exception as exc:
+            log.warning("dense embedding failed, searching by keywords only: %s", exc)
+            return None
 
 
 class KBRetriever(BaseRetriever):

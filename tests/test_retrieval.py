@@ -109,3 +109,17 @@ def test_kb_retriever_documents_carry_passages_inside_an_lcel_chain():
     }
     assert [p.rank for p in passages_from_documents(docs)] == [1, 2]
     assert index.calls[0]["flt"] == SearchFilter(groups=("hr",))
+
+
+class BrokenDense(FakeDense):
+    def embed_query(self, text: str) -> list[float]:
+        raise ConnectionError("embedding endpoint is down")
+
+
+def test_a_failing_dense_model_falls_back_to_keywords(caplog):
+    index = FakeIndex([(chunk("leave", 1, 0), 3.0)])
+    retriever = Retriever(index=lambda: index, sparse=Bm25Encoder(), dense=BrokenDense())
+    passages = retriever.search("annual leave", k=1)
+    assert [p.chunk.doc_id for p in passages] == ["leave"]
+    assert index.calls[0]["dense"] is None and index.calls[0]["sparse"].indices
+    assert "keywords only" in caplog.text
