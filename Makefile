@@ -5,7 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test clean
+# `make run HOST=0.0.0.0` serves colleagues on the network; the default is this machine only.
+HOST ?= localhost
+PORT ?= 8501
+
+.PHONY: install run test clean browser
 
 install: $(STAMP)
 
@@ -16,10 +20,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install
-	$(BIN)/kb --help
+	$(BIN)/streamlit run streamlit_app.py --server.address $(HOST) --server.port $(PORT)
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
+
+# Headless Chromium for tests/test_browser.py, from Debian (Playwright cannot download its own browser
+# here). Installed only when missing and apt-get can run; otherwise that test is skipped and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "note: chromium could not be installed; the browser test will be skipped"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from kb.records import Document, Job
+from kb.records import Document, Feedback, Job
 
 MAX_ATTEMPTS = 3  # a job that crashed its worker this often is failed instead of retried
 
@@ -106,6 +106,15 @@ class Catalog(ABC):
     @abstractmethod
     def queued_count(self) -> int: ...
 
+    # feedback on answers ---------------------------------------------------------------------
+    @abstractmethod
+    def save_feedback(self, feedback: Feedback) -> int:
+        """Store new feedback (id 0) or update the rating and comment of the user's earlier one; returns its id."""
+
+    @abstractmethod
+    def feedback(self, limit: int | None = None) -> list[Feedback]:
+        """The newest first."""
+
     # settings kept with the data ---------------------------------------------------------------
     @abstractmethod
     def get_meta(self, key: str, default: str = "") -> str: ...
@@ -140,6 +149,12 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, question TEXT NOT NULL,
+    query TEXT NOT NULL, answer TEXT NOT NULL, chunk_ids TEXT NOT NULL DEFAULT '[]',
+    rating INTEGER NOT NULL, comment TEXT NOT NULL DEFAULT '', mode TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+);
 """
 
 
@@ -153,6 +168,12 @@ def _job(row: sqlite3.Row) -> Job:
     fields = dict(row)
     fields["groups"] = tuple(json.loads(fields["groups"]))
     return Job(**fields)
+
+
+def _feedback(row: sqlite3.Row) -> Feedback:
+    fields = dict(row)
+    fields["chunk_ids"] = tuple(json.loads(fields["chunk_ids"]))
+    return Feedback(**fields)
 
 
 class SqliteCatalog(Catalog):
@@ -347,6 +368,28 @@ class SqliteCatalog(Catalog):
 
     def queued_count(self) -> int:
         return int(self._query("SELECT COUNT(*) AS n FROM jobs WHERE status != 'done'")[0]["n"])
+
+    # feedback --------------------------------------------------------------------------------
+    def save_feedback(self, feedback: Feedback) -> int:
+        with self._write() as db:
+            if feedback.id:
+                cursor = db.execute(
+                    "UPDATE feedback SET rating = ?, comment = ? WHERE id = ? AND user = ?",
+                    (feedback.rating, feedback.comment, feedback.id, feedback.user),
+                )
+                if cursor.rowcount:
+                    return feedback.id
+            cursor = db.execute(
+                "INSERT INTO feedback (user, question, query, answer, chunk_ids, rating, comment, mode, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (feedback.user, feedback.question, feedback.query, feedback.answer,
+                 json.dumps(list(feedback.chunk_ids)), feedback.rating, feedback.comment, feedback.mode, now()),
+            )
+            return int(cursor.lastrowid)
+
+    def feedback(self, limit: int | None = None) -> list[Feedback]:
+        rows = self._query("SELECT * FROM feedback ORDER BY id DESC LIMIT ?", (-1 if limit is None else limit,))
+        return [_feedback(r) for r in rows]
 
     # meta ------------------------------------------------------------------------------------
     def get_meta(self, key: str, default: str = "") -> str:

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import click
 from tqdm import tqdm
 
+from kb.auth import LOCAL_ADMIN
 from kb.config import ConfigError, load_settings
 from kb.index import IndexUnavailable
 from kb.records import Answer, Job, Passage
@@ -263,7 +264,7 @@ def delete(ctx: click.Context, doc: str) -> None:
     with _open(ctx, worker=True) as kb:
         if kb.catalog.document(doc) is None:
             raise click.ClickException(f"no document {doc!r}; `kb docs` lists them")
-        job = _run_job(kb, kb.submit_delete(doc), "delete")
+        job = _run_job(kb, kb.submit_delete(doc, LOCAL_ADMIN), "delete")
     click.echo(job.message)
     sys.exit(0 if job.outcome == "ok" else 1)
 
@@ -273,7 +274,7 @@ def delete(ctx: click.Context, doc: str) -> None:
 def reindex(ctx: click.Context) -> None:
     """Rebuild the index from the stored originals; the new one replaces the old only when complete."""
     with _open(ctx, worker=True) as kb:
-        job = _run_job(kb, kb.submit_reindex(), "re-index")
+        job = _run_job(kb, kb.submit_reindex(LOCAL_ADMIN), "re-index")
     click.echo(f"{job.outcome}: {job.message}")
     sys.exit(0 if job.outcome == "ok" else 1)
 
@@ -309,6 +310,67 @@ def worker(ctx: click.Context, poll: float) -> None:
                 time.sleep(poll)
         except KeyboardInterrupt:
             pass
+
+
+# evaluation ------------------------------------------------------------------------------------
+@cli.command(name="eval")
+@click.argument("dataset", type=click.Path(exists=True, path_type=Path))
+@click.option("--files", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="With a questions JSONL ({question, source, page} per line): the folder of files it asks about.")
+@click.option("--mode", type=click.Choice(["keyword", "dense", "hybrid"]), default="keyword", show_default=True,
+              help="dense and hybrid need KB_EMBEDDING.")
+@click.option("--split", default="test", show_default=True, help="BEIR: score the queries of qrels/SPLIT.tsv.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def evaluate(ctx: click.Context, dataset: Path, files: Path | None, mode: str, split: str, as_json: bool) -> None:
+    """Measure retrieval quality on DATASET: a BEIR folder (corpus.jsonl, queries.jsonl, qrels/),
+    or a JSONL of questions about the files in --files.
+
+    Builds a throw-away index in a temporary folder; your knowledge base is not touched.
+    """
+    from kb.evaluation import DatasetError, evaluate_beir, evaluate_questions
+
+    try:
+        settings = load_settings(**ctx.obj)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    say = (lambda message: click.echo(f"{message} ...", err=True)) if not as_json else None
+    try:
+        if dataset.is_dir():
+            if files is not None:
+                raise click.UsageError("--files goes with a questions JSONL, not with a BEIR folder")
+            report = evaluate_beir(dataset, settings, mode, split, progress=say)  # type: ignore[arg-type]
+        else:
+            if files is None:
+                raise click.UsageError("a questions file needs --files FOLDER (the files it asks about)")
+            report = evaluate_questions(dataset, files, settings, mode, progress=say)  # type: ignore[arg-type]
+    except (DatasetError, IndexBusy, IndexUnavailable) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    for line in _report_lines(report):
+        click.echo(line)
+
+
+def _report_lines(report: dict[str, Any]) -> Iterator[str]:
+    setup = report["settings"]
+    yield f"{report['dataset']} ({report['format']}), mode {report['mode']}, dense model {setup['dense_model'] or 'none'}"
+    if report["format"] == "beir":
+        yield f"{report['queries']} queries, {report['documents']} documents, {report['chunks']} chunks"
+        yield "  ".join(f"{name} {value:.4f}" for name, value in report["metrics"].items())
+    else:
+        failed = len(report["failed_files"])
+        yield f"{report['questions']} questions, {report['files']} files ({failed} failed)"
+        yield f"{'':<10}" + "".join(f"{'hit@' + str(k):>9}" for k in (1, 3, 5, 10)) + f"{'questions':>11}"
+        for level, hits in report["hits"].items():
+            shares = "".join(f"{hits[f'hit@{k}']:>9.3f}" for k in (1, 3, 5, 10))
+            yield f"{level:<10}{shares}{hits['questions']:>11}"
+    if "dense_weight" in report:
+        keyword = "  ".join(f"{name} {value:.4f}" for name, value in report["keyword_metrics"].items())
+        yield f"dense weight {report['dense_weight']} (KB_DENSE_WEIGHT); keyword mode on the same queries: {keyword}"
+    latency = report["latency_ms"]
+    yield f"search latency p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms"
 
 
 def main() -> None:

@@ -30,19 +30,27 @@ class Settings:
     collection: str = "kb"  # KB_COLLECTION: the alias name on a Qdrant server
     embedding: str = ""  # KB_EMBEDDING: "" (keyword only), "fastembed:MODEL" or "openai:MODEL"
     embedding_path: str = ""  # KB_EMBEDDING_PATH: local folder holding a fastembed ONNX model
+    dense_weight: float = 0.4  # KB_DENSE_WEIGHT: the dense model's share (0-1) in hybrid ranking; 0 turns it off
     openai_api_key: str = field(default="", repr=False)  # OPENAI_API_KEY
     openai_base_url: str = ""  # OPENAI_BASE_URL: any OpenAI-compatible endpoint (vLLM, Ollama)
     llm_model: str = "gpt-4o-mini"  # KB_LLM_MODEL
     max_file_mb: float = 100.0  # KB_MAX_FILE_MB
+    parse_timeout_s: float = 120.0  # KB_PARSE_TIMEOUT: seconds one file may take to parse
+    parse_memory_mb: int = 2048  # KB_PARSE_MEMORY_MB: address-space cap of the process parsing one file
     chunk_words: int = 300  # KB_CHUNK_WORDS: target words per chunk (200-400 by default)
     top_k: int = 5  # KB_TOP_K: passages given to the answerer
     min_relevance: float = 0.5  # KB_MIN_RELEVANCE: share of the question's terms a passage must hold
     timeout_s: float = 30.0  # KB_TIMEOUT: seconds for every network call
     admin_password: str = field(default="", repr=False)  # KB_ADMIN_PASSWORD or [admin] password
+    admin_emails: str = ""  # KB_ADMIN_EMAILS (comma-separated) or [admin] emails: admins by OIDC login
 
     @property
     def llm_enabled(self) -> bool:
         return bool(self.openai_api_key)
+
+    @property
+    def admin_email_set(self) -> frozenset[str]:
+        return frozenset(e.strip().lower() for e in self.admin_emails.split(",") if e.strip())
 
 
 # Environment variable -> Settings field. Everything prefixed KB_ except the names OpenAI's tools use.
@@ -53,15 +61,19 @@ ENV_NAMES: dict[str, str] = {
     "KB_COLLECTION": "collection",
     "KB_EMBEDDING": "embedding",
     "KB_EMBEDDING_PATH": "embedding_path",
+    "KB_DENSE_WEIGHT": "dense_weight",
     "OPENAI_API_KEY": "openai_api_key",
     "OPENAI_BASE_URL": "openai_base_url",
     "KB_LLM_MODEL": "llm_model",
     "KB_MAX_FILE_MB": "max_file_mb",
+    "KB_PARSE_TIMEOUT": "parse_timeout_s",
+    "KB_PARSE_MEMORY_MB": "parse_memory_mb",
     "KB_CHUNK_WORDS": "chunk_words",
     "KB_TOP_K": "top_k",
     "KB_MIN_RELEVANCE": "min_relevance",
     "KB_TIMEOUT": "timeout_s",
     "KB_ADMIN_PASSWORD": "admin_password",
+    "KB_ADMIN_EMAILS": "admin_emails",
 }
 
 
@@ -80,6 +92,9 @@ def _read_secrets(path: Path) -> dict[str, Any]:
     admin = data.get("admin")
     if isinstance(admin, dict) and "password" in admin:
         flat.setdefault("KB_ADMIN_PASSWORD", admin["password"])
+    if isinstance(admin, dict) and "emails" in admin:
+        emails = admin["emails"]
+        flat.setdefault("KB_ADMIN_EMAILS", ",".join(emails) if isinstance(emails, list) else emails)
     return flat
 
 

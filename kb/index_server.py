@@ -22,20 +22,19 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from kb.config import Settings
 from kb.index import (
     DENSE,
-    MIN_PREFETCH,
-    RRF_K,
     SCROLL_PAGE,
     SPARSE,
     IndexedChunk,
     IndexSpec,
     IndexUnavailable,
+    Query,
     SearchFilter,
     VectorIndex,
     chunk_from_payload,
     chunk_to_payload,
     point_id,
     point_vectors,
-    query_sources,
+    query_vector_name,
     versions_by_document,
 )
 from kb.records import Chunk, SparseVector
@@ -110,47 +109,19 @@ class ServerIndex:
         with _server_errors(self._url):
             self._client.delete(self.collection, models.FilterSelector(filter=models.Filter(must=[_document(doc_id)])))
 
-    def search(
-        self,
-        sparse: SparseVector,
-        dense: list[float] | None,
-        limit: int,
-        flt: SearchFilter | None = None,
-        dense_weight: float = 1.0,
-    ) -> list[tuple[Chunk, float]]:
-        if flt is not None and flt.doc_ids == ():
+    def search(self, query: Query, limit: int, flt: SearchFilter | None = None) -> list[tuple[Chunk, float]]:
+        name = query_vector_name(self.spec, query, flt)
+        if name is None:
             return []
-        sources, hybrid = query_sources(self.spec, sparse, dense, dense_weight)
-        if not sources:
-            return []
-        condition = _server_filter(flt)
+        vector = query
+        if isinstance(query, SparseVector):
+            vector = models.SparseVector(indices=query.indices, values=query.values)
         with _server_errors(self._url):
-            if hybrid:
-                prefetch = [
-                    models.Prefetch(query=self._vector(v), using=name, filter=condition, limit=max(MIN_PREFETCH, limit))
-                    for name, v, _ in sources
-                ]
-                fusion = models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=[weight for _, _, weight in sources]))
-                result = self._client.query_points(
-                    self.collection, prefetch=prefetch, query=fusion, limit=limit, with_payload=True
-                )
-            else:
-                name, vector, _ = sources[0]
-                result = self._client.query_points(
-                    self.collection,
-                    query=self._vector(vector),
-                    using=name,
-                    query_filter=condition,
-                    limit=limit,
-                    with_payload=True,
-                )
+            result = self._client.query_points(
+                self.collection, query=vector, using=name, query_filter=_server_filter(flt), limit=limit,
+                with_payload=True,
+            )
         return [(chunk_from_payload(p.payload or {}), p.score) for p in result.points]
-
-    @staticmethod
-    def _vector(vector: SparseVector | list[float]) -> models.SparseVector | list[float]:
-        if isinstance(vector, SparseVector):
-            return models.SparseVector(indices=vector.indices, values=vector.values)
-        return vector
 
     def count(self) -> int:
         with _server_errors(self._url):

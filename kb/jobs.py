@@ -7,8 +7,10 @@ it queues the files and the app's worker picks them up. Jobs run one at a time, 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from statistics import fmean
 from typing import TYPE_CHECKING, Callable
@@ -16,9 +18,9 @@ from typing import TYPE_CHECKING, Callable
 from kb.catalog import doc_id_for
 from kb.chunking import chunk_document
 from kb.embedding import Bm25Encoder
-from kb.index import IndexSpec
-from kb.parsing import detect_type, parse_file
-from kb.records import Chunk, Document, Job, ParseError
+from kb.index import IndexSpec, VectorIndex
+from kb.parsing import detect_type
+from kb.records import Chunk, Document, Job, ParseError, TextRecord
 
 if TYPE_CHECKING:
     from kb.service import KnowledgeBase
@@ -30,6 +32,10 @@ Progress = Callable[[int, int], None]  # (done, total)
 # Before the first re-index measures the corpus, BM25 assumes this share of a chunk's words survive
 # stop-word removal (measured ~0.55-0.6 on the handbooks); the re-index replaces it with the real mean.
 _TOKENS_PER_WORD = 0.6
+
+
+# Chunks encoded together when an index is built: a dense model embeds a batch much faster than one by one.
+ENCODE_BATCH = 256
 
 
 def initial_avg_len(chunk_words: int) -> float:
@@ -78,7 +84,7 @@ class JobRunner:
         try:
             path = kb.blobs.path(job.blob)
             draft = replace(draft, kind=detect_type(path, job.name))
-            parsed = parse_file(path, filename=job.name, max_bytes=kb.max_bytes)
+            parsed = kb.parse(path, job.name)
             version = kb.catalog.next_version(doc_id)
             chunks = chunk_document(
                 parsed, doc_id=doc_id, version=version, source=job.name,
@@ -124,7 +130,7 @@ class JobRunner:
         failures: list[str] = []
         for doc in documents:
             try:
-                parsed = parse_file(kb.blobs.path(doc.sha256), filename=doc.name, max_bytes=kb.max_bytes)
+                parsed = kb.parse(kb.blobs.path(doc.sha256), doc.name)
                 chunks = chunk_document(
                     parsed, doc_id=doc.doc_id, version=doc.version, source=doc.name,
                     target_words=kb.settings.chunk_words, groups=doc.groups,
@@ -139,22 +145,13 @@ class JobRunner:
             if progress:
                 progress(done, total)
 
-        sparse = Bm25Encoder(avg_len=self._corpus_avg_len(rebuilt))
-        spec = IndexSpec(
-            dense_model=kb.dense.model_id if kb.dense else None,
-            dense_dim=kb.dense.dim if kb.dense else None,
-            bm25_avg_len=sparse.avg_len,
-        )
-        new_index = kb.index_store.create(spec)
-        try:
-            for doc, chunks, _pages in rebuilt:
-                new_index.replace_document(doc.doc_id, doc.version, kb.encode(chunks, sparse))
-                done += 1
-                if progress:
-                    progress(done, total)
-        except BaseException:
-            kb.index_store.discard(new_index)
-            raise
+        def indexed(count: int) -> None:
+            nonlocal done
+            done += count
+            if progress:
+                progress(done, total)
+
+        new_index = self._build_index([(doc.version, chunks) for doc, chunks, _ in rebuilt], indexed)
         kb.swap_index(new_index)
         for doc, chunks, pages in rebuilt:
             kb.catalog.update_counts(doc.doc_id, pages, len(chunks))
@@ -164,10 +161,94 @@ class JobRunner:
             message += f"; {len(failures)} could not be parsed again (see kb docs)"
         return "ok", message
 
-    def _corpus_avg_len(self, rebuilt: list[tuple[Document, list[Chunk], int | None]]) -> float:
+    def _build_index(
+        self, documents: list[tuple[int, list[Chunk]]], indexed: Callable[[int], None] | None = None
+    ) -> VectorIndex:
+        """A new generation (not yet serving) holding these (version, chunks) documents, BM25 normalised
+        by their own mean length. Chunks are encoded in batches across documents, which a dense model
+        needs to be fast; `indexed(n)` is told after every n documents."""
+        kb = self.kb
+        assert kb.index_store is not None
+        sparse = Bm25Encoder(avg_len=self._corpus_avg_len([chunks for _, chunks in documents]))
+        spec = IndexSpec(
+            dense_model=kb.dense.model_id if kb.dense else None,
+            dense_dim=kb.dense.dim if kb.dense else None,
+            bm25_avg_len=sparse.avg_len,
+        )
+        new_index = kb.index_store.create(spec)
+        try:
+            for batch in _batches(documents, ENCODE_BATCH):
+                items = iter(kb.encode([chunk for _, chunks in batch for chunk in chunks], sparse))
+                for version, chunks in batch:
+                    new_index.replace_document(chunks[0].doc_id, version, [next(items) for _ in chunks])
+                if indexed:
+                    indexed(len(batch))
+        except BaseException:
+            kb.index_store.discard(new_index)
+            raise
+        return new_index
+
+    def _corpus_avg_len(self, documents: list[list[Chunk]]) -> float:
         counter = self.kb.sparse
-        lengths = [counter.token_count(c.indexed_text) for _, chunks, _ in rebuilt for c in chunks]
+        lengths = [counter.token_count(c.indexed_text) for chunks in documents for c in chunks]
         return fmean(lengths) if lengths else initial_avg_len(self.kb.settings.chunk_words)
+
+    # text records ----------------------------------------------------------------------------
+    def load_records(self, records: Iterable[TextRecord], progress: Progress | None = None) -> tuple[int, int]:
+        """Fill an empty knowledge base with text records (no files), the way a re-index builds an index:
+        chunked, encoded, indexed in a new generation, then served and listed in the catalog.
+
+        For evaluation corpora and throw-away knowledge bases; returns (documents, chunks). Records
+        without text are skipped. Raises ValueError when the knowledge base already has documents
+        (a record has no original a later re-index could read again) or two records share a name.
+        """
+        kb = self.kb
+        if kb.catalog.documents():
+            raise ValueError("text records can only be loaded into an empty knowledge base")
+        documents: dict[str, tuple[Document, list[Chunk]]] = {}
+        for record in records:
+            doc_id = doc_id_for(record.name)
+            if doc_id in documents:
+                raise ValueError(f"two records are named {record.name!r}")
+            chunks = chunk_document(
+                record.parsed(), doc_id=doc_id, version=1, source=record.name, target_words=kb.settings.chunk_words
+            )
+            if chunks:
+                text = f"{record.title}\n\n{record.text}".encode()
+                doc = Document(doc_id=doc_id, name=record.name, version=0, status="failed",
+                               sha256=hashlib.sha256(text).hexdigest(), size=len(text), kind="record")
+                documents[doc_id] = (doc, chunks)
+        done, total = 0, len(documents)
+
+        def indexed(count: int) -> None:
+            nonlocal done
+            done += count
+            if progress:
+                progress(done, total)
+
+        new_index = self._build_index([(1, chunks) for _, chunks in documents.values()], indexed)
+        for doc, _ in documents.values():
+            kb.catalog.begin_version(doc, 1)
+        kb.swap_index(new_index)
+        for doc, chunks in documents.values():
+            kb.catalog.commit_version(doc.doc_id, 1, None, len(chunks))
+        return len(documents), sum(len(chunks) for _, chunks in documents.values())
+
+
+def _batches(
+    documents: list[tuple[int, list[Chunk]]], max_chunks: int
+) -> Iterator[list[tuple[int, list[Chunk]]]]:
+    """Whole documents, grouped so each group holds about `max_chunks` chunks (one big document alone)."""
+    batch: list[tuple[int, list[Chunk]]] = []
+    size = 0
+    for document in documents:
+        if batch and size + len(document[1]) > max_chunks:
+            yield batch
+            batch, size = [], 0
+        batch.append(document)
+        size += len(document[1])
+    if batch:
+        yield batch
 
 
 class Worker:

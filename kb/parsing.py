@@ -69,11 +69,18 @@ BROKEN_CONTAINER_KINDS = {
 }
 CONTAINER_SIGNATURES = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")  # zip and OLE: never plain text
 OOXML_KIND_BY_PART = {"word/document.xml": "docx", "xl/workbook.xml": "xlsx", "ppt/presentation.xml": "pptx"}
-LEGACY_OFFICE_HINTS = {
-    "application/msword": "save it as .docx",
-    "application/vnd.ms-excel": "save it as .xlsx",
-    "application/vnd.ms-powerpoint": "save it as .pptx",
+# What an unsupported file is, in words a non-engineer knows, and what to do about it.
+UNSUPPORTED_NAMES = {
+    "application/msword": "old Word document (.doc); save it as .docx and upload it again",
+    "application/vnd.ms-excel": "old Excel workbook (.xls); save it as .xlsx and upload it again",
+    "application/vnd.ms-powerpoint": "old PowerPoint file (.ppt); save it as .pptx and upload it again",
+    "application/vnd.oasis.opendocument.text": "OpenDocument text (.odt); save it as .docx and upload it again",
+    "text/rtf": "Rich Text (.rtf); save it as .docx and upload it again",
+    "application/epub+zip": "e-book (.epub)",
+    "application/zip": "zip archive; unpack it and upload the files inside",
+    "application/octet-stream": "unrecognised binary file",
 }
+MEDIA_NAMES = {"image": "picture; text in images is not read (OCR is not enabled)", "audio": "audio", "video": "video"}
 KIND_LABELS = {
     "pdf": "PDF", "docx": "Word document", "xlsx": "Excel workbook", "pptx": "PowerPoint file",
     "msg": "Outlook message", "eml": "e-mail", "html": "HTML page", "xml": "XML file", "json": "JSON file",
@@ -265,8 +272,9 @@ def _damaged(kind: str | None) -> ParseError:
 
 
 def _unsupported(mime: str) -> ParseError:
-    hint = LEGACY_OFFICE_HINTS.get(mime)
-    return ParseError(f"unsupported file type ({mime})" + (f"; {hint} and upload it again" if hint else ""))
+    """"unsupported file type: picture; ... (image/png)": what it is for people, the MIME type for admins."""
+    name = UNSUPPORTED_NAMES.get(mime) or MEDIA_NAMES.get(mime.split("/")[0])
+    return ParseError(f"unsupported file type: {name} ({mime})" if name else f"unsupported file type ({mime})")
 
 
 def _partition(path: Path, kind: str) -> ParsedFile:

@@ -27,6 +27,21 @@ class ParsedFile:
     title: str | None = None  # the document's own title, when it has one
 
 
+@dataclass(frozen=True)
+class TextRecord:
+    """A document that arrives as text rather than as a file (an evaluation corpus such as BEIR's)."""
+
+    name: str  # the document's identity, like a file's name
+    text: str
+    title: str = ""
+
+    def parsed(self) -> ParsedFile:
+        """The record as parsing would return it: a title heading (when it has one), then its text."""
+        heading = [Element(self.title.strip(), kind="title")] if self.title.strip() else []
+        body = [Element(self.text.strip())] if self.text.strip() else []
+        return ParsedFile(elements=[*heading, *body], title=self.title.strip() or None)
+
+
 class ParseError(Exception):
     """A file that cannot be parsed. `reason` is one line a non-engineer understands."""
 
@@ -135,3 +150,19 @@ class Job:
     attempts: int = 0
     created_at: str = ""
     finished_at: str = ""
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A thumbs up or down on one answer: the audit trail of what was asked, answered and cited."""
+
+    id: int  # 0 until the catalog stores it
+    user: str
+    question: str
+    query: str  # what was searched: the question made standalone from the conversation
+    answer: str
+    chunk_ids: tuple[str, ...]  # the cited passages, in marker order
+    rating: Literal[1, -1]
+    comment: str = ""
+    mode: str = ""  # "llm" or "extractive"
+    created_at: str = ""

@@ -17,13 +17,17 @@ from pathlib import Path
 from typing import IO, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from kb.answering import Answerer, AnswerEvent, build_llm
+from kb.auth import Actor, require_admin
 from kb.catalog import SqliteCatalog, doc_id_for
 from kb.config import Settings
 from kb.embedding import Bm25Encoder, DenseEmbedder, EmbeddingUnavailable, make_dense_embedder
+from kb.feedback import feedback_for, to_csv
+from kb.health import ComponentHealth, check
 from kb.index import IndexedChunk, IndexLocked, IndexSpec, IndexStore, SearchFilter, VectorIndex, open_index_store
 from kb.jobs import JobRunner, Progress, initial_avg_len
-from kb.records import Answer, Chunk, Document, Job, Passage
+from kb.records import Answer, Chunk, Document, Feedback, Job, ParsedFile, Passage, TextRecord
 from kb.retrieval import Retriever
+from kb.sandbox import ParseSandbox
 from kb.storage import BlobStore, display_name
 
 log = logging.getLogger(__name__)
@@ -58,6 +62,8 @@ class KnowledgeBase:
         self._lease: IO[str] | None = None
         self._answerer: Answerer | None = None
         self._retiring: list[tuple[threading.Timer, VectorIndex]] = []
+        self._progress: dict[int, tuple[int, int]] = {}  # job id -> (done, total) while it runs here
+        self.sandbox = ParseSandbox(settings.parse_timeout_s, settings.parse_memory_mb)
         self.runner = JobRunner(self)
 
     # opening ---------------------------------------------------------------------------------
@@ -106,7 +112,8 @@ class KnowledgeBase:
 
     @property
     def search_mode(self) -> str:
-        return "hybrid" if self.dense and not self._dense_mismatch() else "keyword"
+        weighed = self.settings.dense_weight > 0  # KB_DENSE_WEIGHT=0 turns a weak model off without a re-index
+        return "hybrid" if self.dense and weighed and not self._dense_mismatch() else "keyword"
 
     def swap_index(self, new_index: VectorIndex) -> None:
         """Serve `new_index` from now on (queries in flight finish on the old one)."""
@@ -128,6 +135,7 @@ class KnowledgeBase:
             timer.cancel()
             retired.close()
         self._retiring.clear()
+        self.sandbox.close()
         if self._index is not None:
             self._index.close()
             self._index = None
@@ -225,11 +233,38 @@ class KnowledgeBase:
                 job = _refused(job, f"cannot read the file: {exc.strerror or exc}")
         return Submitted(self.catalog.enqueue(job), name)
 
-    def submit_delete(self, ref: str) -> int:
+    def submit_uploads(
+        self, files: Iterable[tuple[str, BinaryIO, int]], uploader: str = "", groups: Sequence[str] = (),
+        from_folder: bool = False,
+    ) -> list[Submitted]:
+        """Store uploaded (name, data, size) files and queue them.
+
+        A browser sends a folder's files as "folder/sub/file": like `kb ingest FOLDER`, each is named
+        by its path inside the folder, and hidden files and folders (.git, .DS_Store) are skipped.
+        """
+        submitted = []
+        for filename, data, size in files:
+            if not from_folder:
+                submitted.append(self.submit_upload(filename, data, size, uploader, groups))
+                continue
+            inside = [part for part in filename.replace("\\", "/").split("/") if part][1:]
+            if any(part.startswith(".") for part in inside):
+                continue
+            name = display_name("/".join(inside) or filename, keep_folders=True)
+            submitted.append(self._submit(name, lambda d=data: d, size, uploader, groups))
+        return submitted
+
+    def submit_delete(self, ref: str, actor: Actor) -> int:
+        require_admin(actor, self.settings, "deleting a document")
         return self.catalog.enqueue(Job(id=0, kind="delete", name=ref))
 
-    def submit_reindex(self) -> int:
+    def submit_reindex(self, actor: Actor) -> int:
+        require_admin(actor, self.settings, "re-indexing")
         return self.catalog.enqueue(Job(id=0, kind="reindex"))
+
+    def job_progress(self, job_id: int) -> tuple[int, int] | None:
+        """(done, total) of a job this process is running and that reports progress (re-index)."""
+        return self._progress.get(job_id)
 
     def work_queue(self, on_done: Callable[[Job], None] | None = None, progress: Progress | None = None) -> int:
         """Work queued jobs until none is left (only in the process that took the queue)."""
@@ -237,11 +272,20 @@ class KnowledgeBase:
             return 0
         worked = 0
         while (job := self.catalog.claim_next()) is not None:
-            self.runner.run(job, progress)
+            self.runner.run(job, self._tracked(job.id, progress))
+            self._progress.pop(job.id, None)
             worked += 1
             if on_done:
                 on_done(self.catalog.jobs([job.id])[0])
         return worked
+
+    def _tracked(self, job_id: int, progress: Progress | None) -> Progress:
+        def report(done: int, total: int) -> None:
+            self._progress[job_id] = (done, total)
+            if progress:
+                progress(done, total)
+
+        return report
 
     def wait(self, job_ids: Sequence[int], on_done: Callable[[Job], None], poll_s: float = 0.5) -> None:
         """Wait for another process to work these jobs, reporting each as it finishes."""
@@ -256,6 +300,17 @@ class KnowledgeBase:
                     self.work_queue(on_done=lambda j: (pending.discard(j.id), on_done(j)) if j.id in pending else None)
                 else:
                     time.sleep(poll_s)
+
+    def parse(self, path: Path, name: str) -> ParsedFile:
+        """Parse a stored original in a child process bounded in time and memory (hostile files exist)."""
+        return self.sandbox.parse(path, name, self.max_bytes)
+
+    def load_records(self, records: Iterable[TextRecord], progress: Progress | None = None) -> tuple[int, int]:
+        """Fill an empty knowledge base with text records instead of files (evaluation corpora); see
+        JobRunner.load_records. Returns (documents, chunks)."""
+        if not self.take_queue():
+            raise IndexBusy(self._busy_message())
+        return self.runner.load_records(records, progress)
 
     # encoding --------------------------------------------------------------------------------
     def encode(self, chunks: list[Chunk], sparse: Bm25Encoder | None = None) -> list[IndexedChunk]:
@@ -274,7 +329,10 @@ class KnowledgeBase:
     @property
     def retriever(self) -> Retriever:
         dense = self.dense if self.search_mode == "hybrid" else None
-        return Retriever(index=lambda: self.index, sparse=self.sparse, dense=dense, is_current=self._is_current)
+        return Retriever(
+            index=lambda: self.index, sparse=self.sparse, dense=dense, dense_weight=self.settings.dense_weight,
+            is_current=self._is_current,
+        )
 
     @property
     def answerer(self) -> Answerer:
@@ -294,6 +352,38 @@ class KnowledgeBase:
 
     def stream(self, question: str, doc_ids: Sequence[str] | None = None) -> Iterator[AnswerEvent]:
         return self.answerer.stream(question, flt=_filter(doc_ids))
+
+    def condense(self, question: str, history: Sequence[tuple[str, str]]) -> str:
+        """What to search for a follow-up question, given the earlier (question, answer) turns."""
+        return self.answerer.condense(question, history)
+
+    def original(self, doc_id: str) -> tuple[str, Path] | None:
+        """The document's name and stored original (its serving version), for download; None if gone."""
+        doc = self.catalog.document(doc_id)
+        if doc is None or doc.status != "ok" or not doc.sha256:
+            return None
+        path = self.blobs.path(doc.sha256)
+        return (doc.name, path) if path.is_file() else None
+
+    # feedback --------------------------------------------------------------------------------
+    def record_feedback(
+        self, actor: Actor, question: str, query: str, answer: Answer, rating: int, comment: str = "",
+        feedback_id: int = 0,
+    ) -> int:
+        """Store a rating (1 or -1) on an answer, or change the actor's earlier one; returns its id."""
+        record = feedback_for(answer, question, query, actor.name, rating, comment, feedback_id)
+        return self.catalog.save_feedback(record)
+
+    def feedback_log(self, actor: Actor, limit: int | None = None) -> list[Feedback]:
+        require_admin(actor, self.settings, "reading the feedback log")
+        return self.catalog.feedback(limit)
+
+    def feedback_csv(self, actor: Actor) -> str:
+        require_admin(actor, self.settings, "exporting the feedback log")
+        return to_csv(self.catalog.feedback())
+
+    def health(self) -> list[ComponentHealth]:
+        return check(self)
 
     def documents(self) -> list[Document]:
         return self.catalog.documents()

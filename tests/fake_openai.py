@@ -13,8 +13,9 @@ import math
 import re
 import struct
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Literal
+from typing import Callable, Literal
 
 Failure = Literal["error", "hang"]
 
@@ -22,8 +23,11 @@ Failure = Literal["error", "hang"]
 class FakeOpenAI:
     """Serves /v1/chat/completions and /v1/embeddings on 127.0.0.1, on a free port, from a thread."""
 
-    def __init__(self, reply: str = "Leave is requested in the HR system [1].", embedding_dim: int = 32):
-        self.reply = reply
+    def __init__(
+        self, reply: str | Callable[[dict], str] = "Leave is requested in the HR system [1].", embedding_dim: int = 32
+    ):
+        self.reply = reply  # a callable gets the request body, to answer each prompt differently
+        self.token_delay_s = 0.0  # pause before each streamed token, to watch a page while an answer streams
         self.failure: Failure | None = None
         self.embedding_dim = embedding_dim
         self.requests: list[tuple[str, dict]] = []  # (path, JSON body), in arrival order
@@ -89,8 +93,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _chat(self, body: dict) -> None:
         model = body.get("model", "fake-model")
+        reply = self.fake.reply(body) if callable(self.fake.reply) else self.fake.reply
         if not body.get("stream"):
-            message = {"role": "assistant", "content": self.fake.reply}
+            message = {"role": "assistant", "content": reply}
             self._send_json({
                 "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
@@ -101,9 +106,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         pieces = [{"role": "assistant", "content": ""}] + [
-            {"content": token} for token in re.findall(r"\S+\s*", self.fake.reply)
+            {"content": token} for token in re.findall(r"\S+\s*", reply)
         ]
         for delta in pieces:
+            time.sleep(self.fake.token_delay_s)
             self._send_event(_chunk(model, [{"index": 0, "delta": delta, "finish_reason": None}]))
         self._send_event(_chunk(model, [{"index": 0, "delta": {}, "finish_reason": "stop"}]))
         if (body.get("stream_options") or {}).get("include_usage"):

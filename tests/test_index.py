@@ -54,7 +54,8 @@ def item(c: Chunk, dense: list[float] | None = None) -> IndexedChunk:
 
 
 def search(index, query: str, limit: int = 10, flt: SearchFilter | None = None, dense: list[float] | None = None):
-    return index.search(BM25.encode_query(query), dense, limit, flt)
+    """By keywords, or by meaning when a dense query vector is given (the query text is then unused)."""
+    return index.search(BM25.encode_query(query) if dense is None else dense, limit, flt)
 
 
 def texts(results) -> list[str]:
@@ -175,7 +176,7 @@ def test_filter_by_groups(make_index, groups, visible):
     assert {t.removeprefix("salary bands ") for t in found} == visible
 
 
-def test_restricted_chunk_never_reaches_hybrid_results(make_index):
+def test_restricted_chunk_never_reaches_results_by_meaning(make_index):
     index = make_index(HAND_MADE)
     index.replace_document(
         "a",
@@ -209,44 +210,27 @@ def test_keyword_ranking_prefers_rare_terms_and_scores_are_bm25(make_index):
     assert texts(search(index, "parking", limit=1)) == ["the policy covers parking"]
 
 
-def test_hybrid_finds_by_meaning_what_keywords_miss(make_index):
+def test_dense_search_finds_by_meaning_what_keywords_miss_with_cosine_scores(make_index):
     index = make_index(HAND_MADE)
     index.replace_document(
         "a",
         1,
         [
-            item(chunk("a", 1, 0, "annual holiday allowance"), dense=[1.0, 0.1, 0.0]),
-            item(chunk("a", 1, 1, "car parking permits"), dense=[0.0, 1.0, 0.1]),
+            item(chunk("a", 1, 0, "annual holiday allowance"), dense=[1.0, 0.0, 0.0]),
+            item(chunk("a", 1, 1, "car parking permits"), dense=[0.0, 1.0, 0.0]),
         ],
     )
     assert search(index, "vacation days") == []  # keyword only: no shared term
-    results = search(index, "vacation days", dense=[0.9, 0.2, 0.0])
-    assert texts(results)[0] == "annual holiday allowance"
-    assert all(score < 2 / 60 for _, score in results)  # reciprocal rank fusion scores
+    results = search(index, "vacation days", dense=[0.8, 0.6, 0.0])
+    assert texts(results) == ["annual holiday allowance", "car parking permits"]
+    assert [score for _, score in results] == pytest.approx([0.8, 0.6], abs=1e-5)  # raw cosine, not fused
 
 
-@pytest.mark.parametrize("weight", [1.0, 3.0])
-def test_hybrid_scores_follow_qdrant_weighted_rrf(make_index, weight):
-    """Qdrant's weighted RRF divides a list's positions by its weight: 1 / ((position + 1) / weight + k - 1)."""
-    index = make_index(HAND_MADE)
-    index.replace_document(
-        "a",
-        1,
-        [
-            item(chunk("a", 1, 0, "pension scheme"), dense=[0.0, 1.0, 0.0]),  # keyword 1st, meaning 2nd
-            item(chunk("a", 1, 1, "retirement savings"), dense=[1.0, 0.0, 0.0]),  # no keyword, meaning 1st
-        ],
-    )
-    scores = dict(
-        (c.text, score)
-        for c, score in index.search(BM25.encode_query("pension"), [1.0, 0.0, 0.0], 2, dense_weight=weight)
-    )
-
-    def rrf(position: int, w: float = 1.0) -> float:
-        return 1 / ((position + 1) / w + 60 - 1)
-
-    assert scores["pension scheme"] == pytest.approx(rrf(0) + rrf(1, weight), rel=1e-4)
-    assert scores["retirement savings"] == pytest.approx(rrf(0, weight), rel=1e-4)
+def test_a_dense_query_on_a_keyword_only_index_finds_nothing(make_index):
+    index = make_index()
+    index.replace_document("a", 1, [item(chunk("a", 1, 0, "annual holiday allowance"))])
+    assert index.search([1.0, 0.0, 0.0], 5) == []
+    assert texts(search(index, "holiday")) == ["annual holiday allowance"]
 
 
 def test_a_stop_words_only_chunk_is_stored_and_found_by_meaning(make_index):

@@ -361,8 +361,8 @@ def test_extension_only_chooses_between_text_formats(tmp_path: Path) -> None:
     [
         ("empty.pdf", b"", "file is empty"),
         ("blank.txt", b"  \n\n\t \n", "no text found"),
-        ("picture.txt", "png", r"unsupported file type \(image/png\)"),
-        ("archive.zip", None, r"unsupported file type \(application/zip\)"),
+        ("picture.txt", "png", r"unsupported file type: picture; .*\(image/png\)"),
+        ("archive.zip", None, r"unsupported file type: zip archive; unpack it .*\(application/zip\)"),
     ],
 )
 def test_files_that_hold_no_readable_text(tmp_path: Path, name: str, data: bytes | str | None, reason: str) -> None:

@@ -5,7 +5,7 @@ from langchain_core.runnables import RunnableParallel, RunnablePassthrough
 from kb.embedding import Bm25Encoder
 from kb.index import SearchFilter
 from kb.records import Chunk, SparseVector
-from kb.retrieval import KBRetriever, Retriever, passages_from_documents
+from kb.retrieval import KBRetriever, Retriever, fuse, passages_from_documents
 
 
 def chunk(doc_id: str, version: int, seq: int, text: str = "Annual leave is requested in the HR portal.") -> Chunk:
@@ -13,16 +13,20 @@ def chunk(doc_id: str, version: int, seq: int, text: str = "Annual leave is requ
 
 
 class FakeIndex:
-    """Returns the hits it was given (best first), up to `limit`, and records how it was asked."""
+    """Returns the hits it was given (best first), up to `limit`, and records how it was asked.
 
-    def __init__(self, hits: list[tuple[Chunk, float]]):
+    `dense_hits` answer a query by meaning (a list of floats); `hits` answer one by keywords.
+    """
+
+    def __init__(self, hits: list[tuple[Chunk, float]], dense_hits: list[tuple[Chunk, float]] | None = None):
         self.hits = hits
+        self.dense_hits = dense_hits or []
         self.calls: list[dict] = []
 
-    def search(self, sparse: SparseVector, dense: list[float] | None, limit: int,
-               flt: SearchFilter | None = None, dense_weight: float = 1.0) -> list[tuple[Chunk, float]]:
-        self.calls.append({"sparse": sparse, "dense": dense, "limit": limit, "flt": flt, "dense_weight": dense_weight})
-        return self.hits[:limit]
+    def search(self, query: SparseVector | list[float], limit: int,
+               flt: SearchFilter | None = None) -> list[tuple[Chunk, float]]:
+        self.calls.append({"query": query, "limit": limit, "flt": flt})
+        return (self.hits if isinstance(query, SparseVector) else self.dense_hits)[:limit]
 
 
 class FakeDense:
@@ -56,21 +60,36 @@ def test_keyword_mode_sends_sparse_query_and_filter_only():
 
     retriever.search("annual leave", k=1, flt=flt)
 
-    call = index.calls[0]
+    [call] = index.calls
     assert retriever.mode == "keyword"
-    assert call["dense"] is None and call["flt"] == flt
-    assert call["sparse"].indices == Bm25Encoder().encode_query("annual leave").indices
+    assert call["flt"] == flt
+    assert call["query"].indices == Bm25Encoder().encode_query("annual leave").indices
 
 
-def test_hybrid_mode_sends_dense_vector_and_weight():
-    index = FakeIndex([(chunk("leave", 1, 0), 1.0)])
+def test_hybrid_mode_searches_by_keywords_and_by_meaning_and_fuses_them():
+    leave, sick, pension = chunk("leave", 1, 0), chunk("sick", 1, 0), chunk("pension", 1, 0)
+    index = FakeIndex([(leave, 9.0), (sick, 3.0)], dense_hits=[(pension, 0.9), (sick, 0.8), (leave, 0.1)])
+    flt = SearchFilter(groups=("hr",))
     retriever = Retriever(lambda: index, Bm25Encoder(), dense=FakeDense(), dense_weight=0.5)
 
-    retriever.search("annual leave", k=1)
+    passages = retriever.search("annual leave", k=3, flt=flt)
 
     assert retriever.mode == "hybrid"
-    assert index.calls[0]["dense"] == FakeDense().embed_query("annual leave")
-    assert index.calls[0]["dense_weight"] == 0.5
+    keywords, meaning = index.calls
+    assert isinstance(keywords["query"], SparseVector) and meaning["query"] == FakeDense().embed_query("annual leave")
+    assert keywords["flt"] == meaning["flt"] == flt and keywords["limit"] >= 50  # depth before fusion
+    # normalised: leave 1 + 0, sick 0 + 0.875, pension 0 (absent from keywords) + 1, halved
+    assert [(p.chunk.doc_id, round(p.score, 4)) for p in passages] == [("leave", 0.5), ("pension", 0.5), ("sick", 0.4375)]
+
+
+def test_the_dense_weight_moves_the_ranking_from_keywords_to_meaning():
+    a, b, c = chunk("a", 1, 0), chunk("b", 1, 0), chunk("c", 1, 0)
+    keyword, dense = [(a, 5.0), (b, 4.0), (c, 1.0)], [(c, 0.9), (b, 0.7), (a, 0.2)]
+    order = lambda weight: [found.doc_id for found, _ in fuse(keyword, dense, weight)]  # noqa: E731
+    assert order(0.0) == ["a", "b", "c"]
+    assert order(1.0) == ["c", "b", "a"]
+    assert order(0.2) == ["a", "b", "c"] and order(0.8) == ["c", "b", "a"]
+    assert fuse([(a, 2.0), (b, 2.0)], [], 0.0) == [(a, 1.0), (b, 1.0)]  # equal scores all count as the best
 
 
 def test_blank_or_stop_word_query_returns_nothing_without_searching():
@@ -121,5 +140,6 @@ def test_a_failing_dense_model_falls_back_to_keywords(caplog):
     retriever = Retriever(index=lambda: index, sparse=Bm25Encoder(), dense=BrokenDense())
     passages = retriever.search("annual leave", k=1)
     assert [p.chunk.doc_id for p in passages] == ["leave"]
-    assert index.calls[0]["dense"] is None and index.calls[0]["sparse"].indices
+    [call] = index.calls
+    assert isinstance(call["query"], SparseVector) and call["query"].indices
     assert "keywords only" in caplog.text

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from kb.auth import LOCAL_ADMIN
 from kb.catalog import doc_id_for
 from kb.config import load_settings
 from kb.service import KnowledgeBase
@@ -128,7 +129,7 @@ def test_oversized_file_is_refused_before_it_is_stored(tmp_path: Path):
 def test_delete_removes_chunks_catalog_entry_and_original(kb: KnowledgeBase, tmp_path: Path):
     ingest(kb, write(tmp_path, "leave.md", LEAVE), write(tmp_path, "travel.md", TRAVEL))
     doc = kb.catalog.document("leave.md")
-    kb.submit_delete("leave.md")
+    kb.submit_delete("leave.md", LOCAL_ADMIN)
     kb.work_queue()
     assert kb.catalog.document("leave.md") is None
     assert doc.doc_id not in kb.index.document_versions()
@@ -140,7 +141,7 @@ def test_reindex_rebuilds_from_originals_and_swaps(kb: KnowledgeBase, tmp_path: 
     ingest(kb, write(tmp_path, "leave.md", LEAVE), write(tmp_path, "travel.md", TRAVEL))
     before = kb.index.count()
     old_index = kb.index
-    kb.submit_reindex()
+    kb.submit_reindex(LOCAL_ADMIN)
     kb.work_queue()
     assert kb.index is not old_index
     assert kb.index.count() == before
@@ -184,3 +185,30 @@ def test_a_second_process_cannot_take_the_queue_while_one_holds_it(kb: Knowledge
     finally:
         other.close()
     assert kb.catalog.document(doc_id_for("leave.md")).status == "ok"
+
+
+def test_hybrid_search_with_a_dense_model_and_mismatch_reported(tmp_path: Path):
+    from tests.tiny_model import MODEL_NAME, build_tiny_model
+
+    model = build_tiny_model(tmp_path / "model")
+    hybrid = load_settings(
+        env={}, secrets_file=tmp_path / "none.toml", data_dir=tmp_path / "data",
+        embedding=f"fastembed:{MODEL_NAME}", embedding_path=str(model),
+    )
+    kb = KnowledgeBase(hybrid)
+    try:
+        assert kb.take_queue() and kb.search_mode == "hybrid"
+        ingest(kb, write(tmp_path, "leave.md", LEAVE), write(tmp_path, "travel.md", TRAVEL))
+        assert kb.index.spec.dense_model == f"fastembed:{MODEL_NAME}"
+        assert kb.search("annual leave request")[0].chunk.source == "leave.md"
+    finally:
+        kb.close()
+
+    keyword_only = KnowledgeBase(load_settings(env={}, secrets_file=tmp_path / "none.toml", data_dir=tmp_path / "data"))
+    try:
+        keyword_only.open_index()
+        assert keyword_only.search_mode == "keyword"
+        assert any("kb reindex" in w and MODEL_NAME in w for w in keyword_only.warnings)
+        assert keyword_only.search("annual leave request")[0].chunk.source == "leave.md"
+    finally:
+        keyword_only.close()

@@ -1,0 +1,231 @@
+"""Query latency and process memory at 10k, 100k and 1M chunks: kb's embedded engine against qdrant-client local mode.
+
+    .venv/bin/python bench/query_latency.py [--sizes 10000,100000,1000000] [--qdrant-max 100000]
+
+Each index is built in one process and served from a fresh one (as the app would hold it), so the
+memory figure is that of a process serving queries, not of the one that built the index. Chunks are
+synthetic passages made of handbook paragraphs (bench/common.py); queries are 4-8 words from them.
+A query is timed as kb times it: BM25 query encoding (and the dense query embedding in hybrid mode)
+plus the search. Hybrid indexes get random 384-dimensional vectors for the chunks (embedding 100k
+passages takes hours on 2 cores) and, when bench/models/all-MiniLM-L6-v2 exists, real query embeddings.
+qdrant-client local mode (what a LangChain user gets without a server) is brute force in numpy: it
+builds at ~200 chunks/s and answers a keyword query in over a second at 10k chunks, so it runs only
+up to --qdrant-max chunks, with 30 queries. Temporary indexes are deleted at the end of each size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    MINILM, MINILM_NAME, PYTHON, handbook_paragraphs, handbook_queries, peak_rss_mb, percentiles, ratio,
+    rss_mb, run_json, save, synthetic_texts, table,
+)
+
+DIM = 384
+QDRANT_LOCAL_QUERIES = 30  # a keyword query takes over a second there at 10k chunks
+CHUNKS_PER_DOC = 20
+BATCH = 2000
+
+
+def build(engine: str, size: int, hybrid: bool, folder: Path) -> dict:
+    import numpy as np
+
+    from kb.embedding import Bm25Encoder
+    from kb.records import Chunk
+
+    paragraphs = handbook_paragraphs()
+    started = time.perf_counter()
+    texts = synthetic_texts(size, paragraphs)
+    counter = Bm25Encoder()
+    avg_len = statistics.fmean(counter.token_count(t) for t in texts[:5000])
+    sparse = Bm25Encoder(avg_len=avg_len)
+    rng = np.random.default_rng(3)
+    prepared = time.perf_counter() - started
+    started = time.perf_counter()
+    if engine == "edge":
+        from kb.index import EdgeIndexStore, IndexedChunk, IndexSpec
+
+        store = EdgeIndexStore(folder)
+        index = store.create(IndexSpec("random" if hybrid else None, DIM if hybrid else None, avg_len))
+        for first in range(0, size, CHUNKS_PER_DOC):
+            doc = f"doc{first // CHUNKS_PER_DOC}"
+            chunks = [
+                Chunk(f"{doc}:1:{i - first}", doc, 1, i - first, f"{doc}.md", texts[i], title=doc)
+                for i in range(first, min(size, first + CHUNKS_PER_DOC))
+            ]
+            vectors = sparse.encode_documents([c.indexed_text for c in chunks])
+            dense = _unit(rng.normal(size=(len(chunks), DIM))) if hybrid else [None] * len(chunks)
+            index.replace_document(doc, 1, [IndexedChunk(c, v, d) for c, v, d in zip(chunks, vectors, dense)])
+        store.promote(index)
+        index.close()
+    else:
+        from qdrant_client import QdrantClient, models
+
+        client = QdrantClient(path=str(folder))
+        client.create_collection(
+            "kb",
+            vectors_config={"dense": models.VectorParams(size=DIM, distance=models.Distance.COSINE)} if hybrid else {},
+            sparse_vectors_config={"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        )
+        for first in range(0, size, BATCH):
+            batch = texts[first : first + BATCH]
+            vectors = sparse.encode_documents(batch)
+            dense = _unit(rng.normal(size=(len(batch), DIM))) if hybrid else None
+            points = []
+            for offset, (text, vector) in enumerate(zip(batch, vectors)):
+                named: dict = {"bm25": models.SparseVector(indices=vector.indices, values=vector.values)}
+                if dense is not None:
+                    named["dense"] = dense[offset]
+                points.append(models.PointStruct(id=str(uuid.uuid4()), vector=named,
+                                                 payload={"text": text, "doc_id": f"doc{(first + offset) // 20}"}))
+            client.upsert("kb", points)
+        client.close()
+    built = time.perf_counter() - started
+    return {"prepare_s": round(prepared, 1), "build_s": round(built, 1), "chunks_per_s": round(size / built),
+            "bm25_avg_len": avg_len, "build_peak_rss_mb": peak_rss_mb()}
+
+
+def serve(engine: str, hybrid: bool, folder: Path, avg_len: float, queries: int) -> dict:
+    from kb.embedding import Bm25Encoder
+
+    sparse = Bm25Encoder(avg_len=avg_len)
+    embed = _query_embedder() if hybrid else None
+    asked = handbook_queries(handbook_paragraphs(), queries)
+    before = rss_mb()
+    started = time.perf_counter()
+    if engine == "edge":
+        from kb.index import EdgeIndexStore
+        from kb.retrieval import Retriever
+
+        index = EdgeIndexStore(folder).open_current()
+        opened = time.perf_counter() - started
+        retriever = Retriever(lambda: index, sparse, dense=embed)
+
+        def search(query: str) -> int:
+            return len(retriever.search(query, k=5))
+    else:
+        from qdrant_client import QdrantClient, models
+
+        client = QdrantClient(path=str(folder))
+        opened = time.perf_counter() - started
+
+        def search(query: str) -> int:
+            vector = sparse.encode_query(query)
+            keywords = models.SparseVector(indices=vector.indices, values=vector.values)
+            if embed is None:
+                return len(client.query_points("kb", query=keywords, using="bm25", limit=5, with_payload=True).points)
+            prefetch = [models.Prefetch(query=keywords, using="bm25", limit=50),
+                        models.Prefetch(query=embed.embed_query(query), using="dense", limit=50)]
+            return len(client.query_points("kb", prefetch=prefetch, query=models.FusionQuery(fusion=models.Fusion.RRF),
+                                           limit=5, with_payload=True).points)
+    search(asked[0])  # the first query pays for lazy loading; it is not what a user waits for afterwards
+    timings, found = [], 0
+    for query in asked:
+        begun = time.perf_counter()
+        found += search(query) > 0
+        timings.append((time.perf_counter() - begun) * 1000)
+    return {"open_s": round(opened, 2), "rss_before_open_mb": before, "rss_mb": rss_mb(), "peak_rss_mb": peak_rss_mb(),
+            "answered": found, **percentiles(timings),
+            "query_encoder": (embed.model_id if embed is not None and hasattr(embed, "model_id") else None)}
+
+
+class _RandomQueries:
+    """Stands in for a dense model when none is exported: a random vector, no encoding cost."""
+
+    model_id = "random"
+    dim = DIM
+
+    def embed_query(self, text: str) -> list[float]:
+        import numpy as np
+
+        return _unit(np.random.default_rng(abs(hash(text)) % 2**32).normal(size=(1, DIM)))[0]
+
+
+def _query_embedder():
+    if (MINILM / "model.onnx").is_file():
+        from kb.embedding import FastEmbedEmbedder
+
+        return FastEmbedEmbedder(MINILM_NAME, Path(tempfile.gettempdir()) / "kb-bench-models", MINILM)
+    return _RandomQueries()
+
+
+def _unit(matrix) -> list[list[float]]:
+    import numpy as np
+
+    return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype("float32").tolist()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--qdrant-max", type=int, default=10_000, help="largest size qdrant-client local mode runs at")
+    parser.add_argument("--hybrid-max", type=int, default=100_000, help="largest size with dense vectors")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--worker", choices=["build", "serve"], help=argparse.SUPPRESS)
+    parser.add_argument("--engine", choices=["edge", "qdrant-local"], help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--hybrid", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--avg-len", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker == "build":
+        print(json_line(build(args.engine, args.size, args.hybrid, args.folder)))
+        return
+    if args.worker == "serve":
+        print(json_line(serve(args.engine, args.hybrid, args.folder, args.avg_len, args.queries)))
+        return
+
+    rows, results = [], []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        for mode in ("keyword", "hybrid"):
+            if mode == "hybrid" and size > args.hybrid_max:
+                continue
+            for engine in ("edge", "qdrant-local"):
+                if engine == "qdrant-local" and size > args.qdrant_max:
+                    continue
+                folder = Path(tempfile.mkdtemp(prefix=f"kb-bench-{engine}-"))
+                try:
+                    common = [PYTHON, __file__, "--engine", engine, "--folder", str(folder)] + (["--hybrid"] if mode == "hybrid" else [])
+                    built = run_json(common + ["--worker", "build", "--size", str(size)])
+                    queries = args.queries if engine == "edge" else min(args.queries, QDRANT_LOCAL_QUERIES)
+                    served = run_json(common + ["--worker", "serve", "--avg-len", str(built["bm25_avg_len"]),
+                                                "--queries", str(queries)])
+                    disk_mb = round(sum(f.stat().st_blocks * 512 for f in folder.rglob("*") if f.is_file()) / 2**20)
+                finally:
+                    shutil.rmtree(folder, ignore_errors=True)
+                result = {"engine": engine, "mode": mode, "chunks": size, "disk_mb": disk_mb, **built, **served}
+                results.append(result)
+                print(f"{engine} {mode} {size}: p50 {served['p50']} ms, rss {served['rss_mb']} MB", file=sys.stderr, flush=True)
+    by_key = {(r["engine"], r["mode"], r["chunks"]): r for r in results}
+    for r in results:
+        if r["engine"] != "edge":
+            continue
+        other = by_key.get(("qdrant-local", r["mode"], r["chunks"]))
+        rows.append([
+            f"{r['chunks']:,}", r["mode"], r["p50"], r["p95"], r["rss_mb"], r["open_s"], r["chunks_per_s"], r["disk_mb"],
+            other and other["p50"], other and other["p95"], other and other["rss_mb"], other and other["open_s"],
+            other and other["chunks_per_s"], ratio(other and other["p50"], r["p50"]), ratio(other and other["rss_mb"], r["rss_mb"]),
+        ])
+    print(table(["chunks", "mode", "kb p50 ms", "kb p95 ms", "kb RSS MB", "kb open s", "kb build chunks/s", "kb disk MB",
+                 "qdrant-local p50", "p95", "RSS MB", "open s", "build chunks/s", "p50 ratio", "RSS ratio"], rows))
+    path = save("query_latency", {"command": " ".join(["bench/query_latency.py", *sys.argv[1:]]), "results": results})
+    print(f"\nwrote {path}")
+
+
+def json_line(payload: dict) -> str:
+    import json
+
+    return json.dumps(payload)
+
+
+if __name__ == "__main__":
+    main()

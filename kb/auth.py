@@ -1,0 +1,64 @@
+"""Who may do what: every admin action checks its actor here, in the library call that performs it.
+
+The app builds an `Actor` from the session (the e-mail of a user signed in with Streamlit's OIDC
+login, the admin password typed into the Admin page); the command line acts as `LOCAL_ADMIN`, since
+whoever runs `kb` on the server already owns the data directory. The check happens again on every
+action, so a page that shows a button by mistake still cannot delete anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+
+from kb.config import Settings
+
+ANONYMOUS = "anonymous"
+
+
+class NotAuthorized(PermissionError):
+    """The actor may not do this; the message says what was refused and why, in one line."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The person behind a request and the credentials they presented."""
+
+    name: str = ANONYMOUS  # shown in the catalog (uploader, feedback author)
+    email: str = ""  # only from a verified OIDC login
+    password: str = field(default="", repr=False)  # the admin password, when the user typed one
+    local: bool = False  # the machine owner at the command line
+
+
+LOCAL_ADMIN = Actor(name="local admin", local=True)
+
+
+def password_matches(given: str, settings: Settings) -> bool:
+    """Constant-time comparison with the configured admin password; False when none is configured."""
+    expected = settings.admin_password
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(_digest(given), _digest(expected))
+
+
+def _digest(text: str) -> bytes:
+    """Comparing fixed-size digests keeps the time independent of both lengths, not only the contents."""
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def email_is_admin(email: str, settings: Settings) -> bool:
+    return bool(email) and email.strip().lower() in settings.admin_email_set
+
+
+def is_admin(actor: Actor, settings: Settings) -> bool:
+    return actor.local or email_is_admin(actor.email, settings) or password_matches(actor.password, settings)
+
+
+def require_admin(actor: Actor, settings: Settings, action: str) -> None:
+    """Raise NotAuthorized unless the actor is an admin."""
+    if is_admin(actor, settings):
+        return
+    if not settings.admin_password and not settings.admin_email_set:
+        raise NotAuthorized(f"{action} needs an admin, and no admin is configured (see the Admin page)")
+    raise NotAuthorized(f"{action} needs an admin; {actor.name} is not signed in as one")

@@ -1,0 +1,208 @@
+"""Admin: re-index, delete documents, index statistics, component health and the feedback log.
+
+The page asks for the admin password or an admin's OIDC login before it shows anything, but that
+only decides what is shown: each action is checked again by the library call that performs it
+(`kb.auth.require_admin`), with the credentials of this session.
+"""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from kb.auth import Actor, NotAuthorized, is_admin, password_matches
+from kb.highlight import markdown_literal
+from kb.service import KnowledgeBase
+from pages.common import (
+    ADMIN_PASSWORD_KEY, POLL_S, current_actor, enter_through_app, knowledge_base, oidc_configured, show_jobs,
+)
+
+REINDEX_KEY = "reindex_job"
+DELETE_KEY = "delete_jobs"
+HEALTH_KEY = "health"
+
+HOW_TO_CONFIGURE = """Admin access is not configured, so this page is locked for everyone.
+
+Configure one of:
+
+- **A password**: set the environment variable `KB_ADMIN_PASSWORD`, or in `.streamlit/secrets.toml`:
+  ```toml
+  [admin]
+  password = "a long random password"
+  ```
+- **Single sign-on**: configure Streamlit's OIDC login (an `[auth]` section in `.streamlit/secrets.toml`,
+  see `.streamlit/secrets.toml.example`) and list the admins' e-mails in `KB_ADMIN_EMAILS` or
+  `[admin] emails = ["you@example.com"]`.
+
+Then restart the app."""
+
+
+def sign_in(kb: KnowledgeBase, actor: Actor, oidc: bool) -> None:
+    settings = kb.settings
+    if oidc and settings.admin_email_set:
+        if not actor.email:
+            st.button("Log in with your company account", on_click=st.login, icon=":material/login:")
+        else:
+            st.warning(f"{actor.email} is not an admin.", icon=":material/block:")
+    if settings.admin_password:
+        with st.form("unlock"):
+            given = st.text_input("Admin password", type="password")
+            if st.form_submit_button("Unlock", icon=":material/lock_open:"):
+                if password_matches(given, settings):
+                    st.session_state[ADMIN_PASSWORD_KEY] = given
+                    st.rerun()
+                st.error("Wrong password.", icon=":material/error:")
+
+
+def statistics(kb: KnowledgeBase) -> None:
+    numbers = kb.stats()
+    index = numbers["index"]
+    first, second, third, fourth = st.columns(4)
+    first.metric("Documents", numbers["documents"], help=f"{numbers['failed_documents']} failed")
+    second.metric("Chunks", numbers["chunks"])
+    third.metric("Index size", f"{index.get('size_bytes', 0) / 2**20:.1f} MB" if "size_bytes" in index else "n/a")
+    fourth.metric("Pages", numbers["pages"])
+    st.dataframe(
+        [
+            {"setting": "embedding model", "value": numbers["dense_model"] or "none (keyword search only)"},
+            {"setting": "search", "value": numbers["search_mode"]},
+            {"setting": "answers", "value": numbers["answer_mode"]},
+            {"setting": "index", "value": " ".join(str(v) for k, v in index.items() if k != "size_bytes")},
+            {"setting": "last re-index", "value": numbers["last_reindex"] or "never"},
+            {"setting": "jobs waiting", "value": str(numbers["queued_jobs"])},
+        ],
+        hide_index=True, width="stretch",
+    )
+    for warning in numbers["warnings"]:
+        st.warning(warning, icon=":material/warning:")
+
+
+def health(kb: KnowledgeBase) -> None:
+    if HEALTH_KEY not in st.session_state or st.button("Check again", icon=":material/refresh:"):
+        with st.spinner("Checking each component…"):
+            st.session_state[HEALTH_KEY] = (time.strftime("%H:%M:%S"), kb.health())
+    checked_at, components = st.session_state[HEALTH_KEY]
+    st.caption(f"Checked at {checked_at}")
+    st.dataframe(
+        [{"component": c.component, "status": c.status, "detail": c.detail} for c in components],
+        hide_index=True, width="stretch",
+    )
+
+
+def reindex(kb: KnowledgeBase, actor: Actor) -> None:
+    st.write(
+        "Rebuilds the whole index from the stored originals, in the background. Chat keeps answering "
+        "from the current index until the new one is complete; if the rebuild fails, the current one "
+        "stays. Re-index after changing the embedding model (`KB_EMBEDDING`) or the chunk size "
+        "(`KB_CHUNK_WORDS`) and restarting the app."
+    )
+    running = next((j for j in kb.catalog.recent_jobs(20) if j.kind == "reindex" and j.status != "done"), None)
+    if st.button("Re-index now", type="primary", disabled=running is not None, icon=":material/sync:"):
+        try:
+            st.session_state[REINDEX_KEY] = kb.submit_reindex(actor)
+            st.rerun()
+        except NotAuthorized as exc:
+            st.error(str(exc))
+    job_id = running.id if running else st.session_state.get(REINDEX_KEY)
+    if job_id is not None:
+        reindex_progress(kb, job_id)
+
+
+def reindex_progress(kb: KnowledgeBase, job_id: int) -> None:
+    def status() -> bool:
+        (job,) = kb.catalog.jobs([job_id])
+        if job.status != "done":
+            done, total = kb.job_progress(job_id) or (0, 0)
+            label = f"Re-indexing: step {done} of {total}" if total else "Re-index waiting for the worker…"
+            st.progress(done / total if total else 0.0, text=label)
+            return False
+        reason = markdown_literal(job.message)  # it may quote an error about a document
+        if job.outcome == "ok":
+            st.success(f"Re-index complete: {reason}", icon=":material/check_circle:")
+        else:
+            st.error(f"Re-index failed; the previous index is still serving. Reason: {reason}",
+                     icon=":material/error:")
+        return True
+
+    (job,) = kb.catalog.jobs([job_id])
+    if job.status == "done":
+        status()
+        return
+
+    @st.fragment(run_every=POLL_S)
+    def live() -> None:
+        if status():
+            st.rerun()
+
+    live()
+
+
+def delete(kb: KnowledgeBase, actor: Actor) -> None:
+    documents = kb.documents()
+    names = {d.doc_id: d.name for d in documents}
+    with st.form("delete", clear_on_submit=True):
+        chosen = st.multiselect("Documents to delete", options=list(names), format_func=names.__getitem__)
+        sure = st.checkbox("Delete them from the index, the catalog and the stored originals")
+        if st.form_submit_button("Delete", icon=":material/delete:") and chosen:
+            if not sure:
+                st.warning("Tick the box to confirm.")
+            else:
+                try:
+                    ids = [kb.submit_delete(doc_id, actor) for doc_id in chosen]
+                    st.session_state[DELETE_KEY] = st.session_state.get(DELETE_KEY, []) + ids
+                except NotAuthorized as exc:
+                    st.error(str(exc))
+    if st.session_state.get(DELETE_KEY):
+        show_jobs(kb, st.session_state[DELETE_KEY], key="deletes")
+
+
+def feedback_log(kb: KnowledgeBase, actor: Actor) -> None:
+    rows = kb.feedback_log(actor)
+    ups = sum(r.rating == 1 for r in rows)
+    st.caption(f"{len(rows)} ratings: {ups} 👍, {len(rows) - ups} 👎")
+    st.download_button(
+        "Export as CSV", data=lambda: kb.feedback_csv(actor), file_name="kb-feedback.csv", mime="text/csv",
+        on_click="ignore", icon=":material/download:", disabled=not rows,
+    )
+    st.dataframe(
+        [
+            {"time": r.created_at, "user": r.user, "rating": "👍" if r.rating == 1 else "👎", "comment": r.comment,
+             "question": r.question, "searched for": r.query, "answer": r.answer, "cited": " ".join(r.chunk_ids)}
+            for r in rows
+        ],
+        hide_index=True, width="stretch",
+    )
+
+
+def main() -> None:
+    enter_through_app()
+    kb = knowledge_base()
+    settings = kb.settings
+    st.title("Admin")
+    oidc = oidc_configured()
+    if not settings.admin_password and not (oidc and settings.admin_email_set):
+        st.info(HOW_TO_CONFIGURE, icon=":material/lock:")
+        return
+    actor = current_actor()
+    if not is_admin(actor, settings):
+        sign_in(kb, actor, oidc)
+        return
+    if actor.password and st.sidebar.button("Lock admin", icon=":material/lock:"):
+        del st.session_state[ADMIN_PASSWORD_KEY]
+        st.rerun()
+
+    overview, index_tab, documents_tab, feedback_tab = st.tabs(["Overview", "Re-index", "Documents", "Feedback"])
+    with overview:
+        statistics(kb)
+        st.subheader("Health")
+        health(kb)
+    with index_tab:
+        reindex(kb, actor)
+    with documents_tab:
+        delete(kb, actor)
+    with feedback_tab:
+        feedback_log(kb, actor)
+
+
+main()

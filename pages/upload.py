@@ -1,0 +1,82 @@
+"""Upload: add files or a whole folder, watch each file's progress, and see every document.
+
+The files are stored and queued at once (`KnowledgeBase.submit_uploads`); the app's background
+worker ingests them, so leaving this page does not cancel anything and several people can upload
+at the same time. The jobs live in the catalog and resume after a restart.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from kb.records import Document
+from kb.service import KnowledgeBase
+from pages.common import current_actor, enter_through_app, knowledge_base, max_upload_mb, show_jobs
+
+JOBS_KEY = "upload_jobs"  # session_state: the ids of the jobs this session submitted
+
+
+def document_rows(documents: list[Document]) -> list[dict]:
+    return [
+        {
+            "document": d.name,
+            "status": d.status,
+            "version": d.version,
+            "pages": d.pages,
+            "chunks": d.chunks,
+            "uploader": d.uploader,
+            "updated (UTC)": d.updated_at[:16].replace("T", " "),
+            "last error": d.error,
+        }
+        for d in documents
+    ]
+
+
+def upload_form(kb: KnowledgeBase) -> None:
+    folder = st.toggle("Upload a whole folder", help="Files keep their path inside the folder as their name.")
+    generation = st.session_state.setdefault("uploader_generation", 0)  # a new key empties the uploader
+    files = st.file_uploader(
+        "Files to add (PDF, Word, PowerPoint, Excel, HTML, Markdown, text, e-mail)",
+        accept_multiple_files="directory" if folder else True,
+        max_upload_size=max_upload_mb(kb),
+        key=f"uploader-{generation}-{folder}",
+    )
+    if not files:
+        return
+    label = f"Add {len(files)} file{'s' if len(files) != 1 else ''} to the knowledge base"
+    if st.button(label, type="primary", icon=":material/add:"):
+        submitted = kb.submit_uploads(
+            ((f.name, f, f.size) for f in files), uploader=current_actor().name, from_folder=folder
+        )
+        st.session_state.setdefault(JOBS_KEY, []).extend(s.job_id for s in submitted)
+        st.session_state["uploader_generation"] = generation + 1
+        st.rerun()
+
+
+def main() -> None:
+    enter_through_app()
+    kb = knowledge_base()
+    st.title("Add documents")
+    st.caption(
+        f"Files up to {kb.settings.max_file_mb:g} MB. A file with the same name replaces the older "
+        "version once it is indexed; identical files are skipped."
+    )
+    upload_form(kb)
+
+    job_ids = st.session_state.get(JOBS_KEY, [])
+    if job_ids:
+        st.subheader("Your uploads")
+        show_jobs(kb, job_ids, key="uploads")
+        if st.button("Clear this list", icon=":material/clear_all:"):
+            st.session_state[JOBS_KEY] = []
+            st.rerun()
+
+    st.subheader("Documents")
+    documents = kb.documents()
+    if documents:
+        st.dataframe(document_rows(documents), hide_index=True, width="stretch")
+    else:
+        st.caption("None yet.")
+
+
+main()

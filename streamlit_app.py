@@ -1,0 +1,50 @@
+"""kb's web app: Chat (the default), Upload and Admin pages over the `kb` library.
+
+This file only sets up the page frame and the navigation; every page calls `kb/` through
+`pages/common.py` and holds no retrieval, parsing or storage logic of its own.
+"""
+
+import streamlit as st
+
+from pages.common import IN_APP, current_actor, note, oidc_configured
+
+# Our own classes only: passage and answer text is escaped before it reaches any HTML (kb/highlight.py).
+STYLE = """<style>
+.kb-card-head { font-size: 0.85rem; color: #444; margin-bottom: 0.25rem; }
+.kb-card-head b { color: #1f4e9c; }
+.kb-passage { white-space: pre-wrap; font-size: 0.88rem; line-height: 1.45; max-height: 15rem; overflow-y: auto; }
+.kb-passage mark { background: #fde68a; padding: 0 0.1rem; border-radius: 2px; }
+.kb-answer { white-space: pre-wrap; line-height: 1.55; }
+.kb-answer b { color: #1f4e9c; }
+.kb-question { white-space: pre-wrap; }
+.kb-note { color: #6b7280; font-size: 0.85rem; margin: 0; }
+</style>"""
+
+
+def main() -> None:
+    st.set_page_config(page_title="kb: ask your company's files", page_icon=":material/menu_book:", layout="wide")
+    st.html(STYLE)
+    navigation = st.navigation(
+        [
+            st.Page("pages/chat.py", title="Chat", icon=":material/chat:", default=True),
+            st.Page("pages/upload.py", title="Upload", icon=":material/upload_file:"),
+            st.Page("pages/admin.py", title="Admin", icon=":material/admin_panel_settings:"),
+        ]
+    )
+    if oidc_configured():
+        with st.sidebar:
+            if st.user.get("is_logged_in"):
+                note(f"Signed in as {current_actor().name}")
+                st.button("Log out", on_click=st.logout, icon=":material/logout:")
+            else:
+                st.button("Log in", on_click=st.login, icon=":material/login:")
+    entered = IN_APP.set(True)
+    try:
+        navigation.run()
+    finally:
+        IN_APP.reset(entered)
+
+
+# Streamlit runs this file as __main__; pages.common.enter_through_app imports it and calls main().
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The Admin page under AppTest: locked without configuration, locked and unlocked by password or by
+an admin's OIDC login, statistics and health, re-index (success and failure), delete, feedback."""
+
+from __future__ import annotations
+
+import pytest
+
+from app_helpers import (
+    LEAVE, TRAVEL, add_documents, app_environment, knowledge_base, new_app, plain, restart, wait_for_jobs,
+)
+from kb.auth import Actor
+from kb.records import Answer
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def app_data(tmp_path_factory: pytest.TempPathFactory):
+    """One app over two documents for the module; tests that restart it get it via knowledge_base()."""
+    root = tmp_path_factory.mktemp("admin")
+    with app_environment(root, KB_ADMIN_PASSWORD=PASSWORD) as kb:
+        add_documents(kb, root / "docs", {"leave.md": LEAVE, "travel.md": TRAVEL})
+        yield
+
+
+def unlocked_admin():
+    app = new_app("pages/admin.py")
+    app.text_input[0].set_value(PASSWORD)
+    app.button[0].click().run()  # the form's Unlock button
+    assert not app.exception, app.exception
+    assert app.tabs, "the admin page should be unlocked"
+    return app
+
+
+def test_without_any_admin_configured_the_page_says_how_and_shows_nothing_else(monkeypatch):
+    monkeypatch.delenv("KB_ADMIN_PASSWORD")
+    restart()
+    try:
+        app = new_app("pages/admin.py")
+        (info,) = app.info
+        assert "KB_ADMIN_PASSWORD" in info.value and "[auth]" in info.value and "KB_ADMIN_EMAILS" in info.value
+        assert not app.tabs and not app.text_input and not app.button and not app.dataframe
+    finally:
+        monkeypatch.setenv("KB_ADMIN_PASSWORD", PASSWORD)
+        restart()
+
+
+def test_locked_page_asks_for_the_password_and_refuses_a_wrong_one():
+    app = new_app("pages/admin.py")
+    assert not app.tabs and not app.dataframe
+    app.text_input[0].set_value("guess")
+    app.button[0].click().run()
+    assert [e.value for e in app.error] == ["Wrong password."]
+    assert not app.tabs and not app.dataframe and "admin_password" not in app.session_state
+
+
+def test_unlocked_page_shows_statistics_health_and_the_feedback_log():
+    answer = Answer(text="A [1]", mode="extractive")
+    knowledge_base().record_feedback(Actor(name="ann@example.com"), "Q?", "Q?", answer, -1, "=cmd")
+    app = unlocked_admin()
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Documents"] == "2" and int(metrics["Chunks"]) >= 2 and metrics["Index size"].endswith("MB")
+    settings = {row["setting"]: row["value"] for row in app.dataframe[0].value.to_dict("records")}
+    assert settings["embedding model"] == "none (keyword search only)" and settings["last re-index"]
+    health = {row["component"]: row for row in app.dataframe[1].value.to_dict("records")}
+    assert set(health) == {"index", "catalog", "embedding model", "LLM endpoint"}
+    assert health["index"]["status"] == "ok" and health["catalog"]["status"] == "ok"
+    assert health["LLM endpoint"]["status"] == "off" and "extractive" in health["LLM endpoint"]["detail"]
+    feedback = app.dataframe[-1].value.to_dict("records")
+    assert feedback[0]["user"] == "ann@example.com" and feedback[0]["comment"] == "=cmd"
+    export = [b for b in app.get("download_button") if b.proto.label == "Export as CSV"]
+    assert export and not export[0].proto.disabled
+
+
+def test_an_admin_email_from_the_oidc_login_unlocks_and_another_does_not(monkeypatch):
+    monkeypatch.setenv("KB_ADMIN_EMAILS", "boss@example.com")
+    restart()
+    try:
+        app = new_app()
+        app.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x"}
+        app.user = {"is_logged_in": True, "email": "intern@example.com"}
+        app.switch_page("pages/admin.py").run()
+        assert not app.tabs and "intern@example.com is not an admin." in [w.value for w in app.warning]
+        app.user = {"is_logged_in": True, "email": "Boss@Example.com"}
+        app.run()
+        assert app.tabs
+    finally:
+        monkeypatch.delenv("KB_ADMIN_EMAILS")
+        restart()
+
+
+def test_reindex_runs_in_the_background_and_swaps_in_the_new_index():
+    kb = knowledge_base()  # the page and this test share the app's knowledge base
+    old_index = kb.index
+    app = unlocked_admin()
+    (button,) = [b for b in app.button if b.label == "Re-index now"]
+    button.click().run()
+    job_id = app.session_state["reindex_job"]
+    wait_for_jobs(kb, [job_id])
+    app.run()
+    assert any(plain(s.value).startswith("Re-index complete: re-indexed 2 documents") for s in app.success)
+    assert kb.index is not old_index
+    assert kb.search("receipts reimbursed")[0].chunk.source == "travel.md"
+
+
+def test_a_failed_reindex_leaves_the_old_index_serving_and_says_why(monkeypatch):
+    kb = knowledge_base()
+    serving = kb.index
+
+    def broken_create(spec):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(kb.index_store, "create", broken_create)
+    app = unlocked_admin()
+    [b for b in app.button if b.label == "Re-index now"][0].click().run()
+    wait_for_jobs(kb, [app.session_state["reindex_job"]])
+    app.run()
+    (error,) = app.error
+    assert "Re-index failed; the previous index is still serving" in error.value and "disk full" in plain(error.value)
+    assert kb.index is serving
+    assert kb.search("annual leave HR portal")[0].chunk.source == "leave.md"
+
+
+def test_delete_removes_the_chosen_documents():
+    kb = knowledge_base()
+    travel = kb.catalog.document("travel.md")
+    app = unlocked_admin()
+    form_multiselect = [m for m in app.multiselect if m.label == "Documents to delete"][0]
+    form_multiselect.set_value([travel.doc_id])
+    [c for c in app.checkbox if c.label.startswith("Delete them")][0].check()
+    [b for b in app.button if b.label == "Delete"][0].click().run()
+    jobs = app.session_state["delete_jobs"]
+    wait_for_jobs(kb, jobs)
+    assert kb.catalog.document("travel.md") is None
+    assert all(p.chunk.source != "travel.md" for p in kb.search("receipts reimbursed travel"))

@@ -1,0 +1,156 @@
+"""The Chat page under AppTest: answers with numbered passage cards, safety of shown text, "not found",
+filters, feedback, and follow-up questions with an LLM (the fake OpenAI server)."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+
+from app_helpers import HOSTILE, LEAVE, TRAVEL, add_documents, app_environment, html_of, new_app, restart
+from test_parsing import make_pdf
+
+CONDENSED = "How do part-time staff request annual leave?"
+
+
+@pytest.fixture(scope="module")
+def kb(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("chat")
+    with app_environment(root) as base:
+        benefits = make_pdf([["Staff benefits", "This guide lists the benefits of permanent staff."],
+                             ["Dental cover starts after three months of employment."]])
+        add_documents(base, root / "docs", {
+            "leave.md": LEAVE, "travel.md": TRAVEL, "overtime.txt": HOSTILE, "benefits.pdf": benefits,
+        })
+        yield base
+
+
+def ask(app, question: str):
+    app.chat_input[0].set_value(question).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def cards(app) -> dict[int, str]:
+    """Card number -> the card's HTML, for the last answer on the page."""
+    found: dict[int, str] = {}
+    for element in app.html:
+        if element.value.startswith('<div class="kb-answer">'):
+            found = {}
+        match = re.match(r'<div class="kb-card" data-n="(\d+)">', element.value)
+        if match:
+            found[int(match.group(1))] = element.value
+    return found
+
+
+def notes(app) -> list[str]:
+    """The small grey lines (mode, searched query, ...) as a reader sees them."""
+    prefix = '<p class="kb-note">'
+    return [html.unescape(e.value[len(prefix):-len("</p>")]) for e in app.html if e.value.startswith(prefix)]
+
+
+def answers(app) -> list[str]:
+    return [e.value for e in app.html if e.value.startswith('<div class="kb-answer">')]
+
+
+def test_an_answer_has_one_card_per_marker_naming_file_section_and_score(kb):
+    app = ask(new_app(), "How do I request annual leave?")
+    assert "extractive (no LLM configured) · keyword search only" in notes(app)
+    (answer,) = answers(app)
+    assert "HR portal" in answer
+    markers = {int(n) for n in re.findall(r"<b>\[(\d+)\]</b>", answer)}
+    shown = cards(app)
+    assert markers and set(shown) == markers  # one card per marker, same numbers
+    leave_card = next(html for html in shown.values() if "leave.md" in html)
+    assert "§ Requesting leave" in leave_card and "score " in leave_card
+    assert "<mark>" in leave_card  # the supporting words are highlighted
+    originals = [b for b in app.get("download_button") if b.proto.label == "Original file"]
+    assert len(originals) == len(shown)
+    # the cited chunk's words that the answer uses are the ones marked
+    assert "<mark>HR portal</mark>" in leave_card or "<mark>HR</mark>" in leave_card
+
+
+def test_a_card_from_a_pdf_names_its_page(kb):
+    app = ask(new_app(), "When does dental cover start?")
+    (card,) = cards(app).values()
+    assert re.search(r"<b>\[1\]</b> benefits\.pdf · pages? \d", card)
+
+
+def test_passage_and_answer_text_is_never_live_html_or_markdown(kb):
+    app = ask(new_app(), "How do I get overtime requests approved by my supervisor?")
+    page = html_of(app)
+    assert "overtime.txt" in page
+    assert "&lt;script&gt;" in page and "<script" not in page
+    assert "<img" not in page and "<a " not in page and "<b>approve</b>" not in page
+    assert "How do I get overtime requests approved by my supervisor?" in page  # the question, as text
+
+
+def test_when_the_documents_do_not_hold_the_answer_it_says_so_and_shows_the_closest(kb):
+    app = ask(new_app(), "How many vacation days do astronauts get on Mars for leave?")
+    (answer,) = answers(app)
+    assert "The documents do not contain the answer" in answer
+    assert any("Closest passages" in c for c in notes(app))
+    assert cards(app)  # the closest passages, numbered
+
+
+def test_the_filter_restricts_the_search_to_the_chosen_documents(kb):
+    question = "How do I submit a leave request or an expense claim?"
+    assert {p.chunk.source for p in kb.search(question)} >= {"leave.md", "travel.md"}
+    app = new_app()
+    travel = kb.catalog.document("travel.md")
+    app.sidebar.multiselect[0].set_value([travel.doc_id]).run()
+    ask(app, question)
+    shown = cards(app)
+    assert shown and all("travel.md" in html for html in shown.values())
+
+
+def test_the_conversation_stays_on_screen_and_feedback_is_stored(kb):
+    app = ask(new_app(), "How do I request annual leave?")
+    ask(app, "How are travel expenses reimbursed?")
+    assert len(answers(app)) == 2 and len(app.chat_message) == 4
+    page = html_of(app)
+    assert page.index("leave.md") < page.index("travel.md")  # both answers keep their cards, in order
+
+    app.feedback[0].set_value(0).run()  # thumbs down on the first answer
+    (stored,) = kb.catalog.feedback()
+    assert stored.rating == -1 and stored.question == "How do I request annual leave?"
+    assert stored.chunk_ids and all(c.startswith(kb.catalog.document("leave.md").doc_id) for c in stored.chunk_ids)
+    assert "HR portal" in stored.answer and stored.created_at
+
+    app.text_input(key=f"comment-{app.session_state['turns'][0].id}").set_value("mention the deadline").run()
+    (stored,) = kb.catalog.feedback()
+    assert stored.comment == "mention the deadline" and stored.rating == -1
+
+
+def test_with_an_llm_a_follow_up_is_searched_standalone_and_a_failure_falls_back(kb, fake_openai, monkeypatch):
+    def reply(body: dict) -> str:
+        if "standalone question" in body["messages"][0]["content"]:
+            return CONDENSED
+        return "Part-time staff accrue annual leave in proportion to their hours [1]."
+
+    fake_openai.reply = reply
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("KB_LLM_MODEL", "fake-model")
+    restart()
+    try:
+        app = ask(new_app(), "How do I request annual leave?")
+        assert "LLM: fake-model · keyword search only" in notes(app)
+        ask(app, "and for part-time staff?")
+        assert f"Searched for: {CONDENSED}" in notes(app)
+        condense = [r for r in fake_openai.chat_requests if "standalone question" in r["messages"][0]["content"]]
+        (request,) = condense  # the first question needed no rewriting
+        assert "How do I request annual leave?" in request["messages"][1]["content"]
+        last_answer = answers(app)[-1]
+        assert "proportion to their hours <b>[1]</b>" in last_answer
+        assert 1 in cards(app)
+
+        fake_openai.failure = "error"  # the model goes down: the page shows the extractive fallback
+        ask(app, "How do I request annual leave?")
+        fallback = answers(app)[-1]
+        assert "language model is not reachable (the server answered HTTP 500)" in fallback
+        assert "HR portal" in fallback and cards(app)
+    finally:
+        monkeypatch.delenv("OPENAI_API_KEY")
+        restart()

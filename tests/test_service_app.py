@@ -1,0 +1,122 @@
+"""The KnowledgeBase verbs the app relies on: follow-up questions, health, re-index progress and
+settings, originals for download."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kb.auth import LOCAL_ADMIN
+from kb.config import load_settings
+from kb.service import KnowledgeBase
+
+LEAVE = "# Leave\n\n" + " ".join(
+    f"Rule {i}: annual leave requests go through the HR portal and need manager approval." for i in range(60)
+)
+HISTORY = [("How do I request annual leave?", "Submit it in the HR portal [1].")]
+
+
+@pytest.fixture()
+def make_kb(tmp_path: Path):
+    opened: list[KnowledgeBase] = []
+
+    def make(**env: str) -> KnowledgeBase:
+        env = {"KB_DATA_DIR": str(tmp_path / "data"), **env}
+        settings = load_settings(env=env, secrets_file=tmp_path / "none.toml")
+        kb = KnowledgeBase(settings)
+        assert kb.take_queue()
+        opened.append(kb)
+        return kb
+
+    yield make
+    for kb in opened:
+        kb.close()
+
+
+def ingest(kb: KnowledgeBase, tmp_path: Path) -> None:
+    path = tmp_path / "leave.md"
+    path.write_text(LEAVE)
+    kb.submit_paths([path])
+    kb.work_queue()
+
+
+def llm_env(server) -> dict[str, str]:
+    return {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": server.base_url, "KB_LLM_MODEL": "fake-model"}
+
+
+def test_follow_ups_are_condensed_only_with_an_llm_and_a_history(make_kb, fake_openai):
+    offline = make_kb()
+    assert offline.condense("and for part-time staff?", HISTORY) == "and for part-time staff?"
+    offline.close()
+
+    fake_openai.reply = "  How do part-time staff request annual leave?\n"
+    kb = make_kb(**llm_env(fake_openai))
+    assert kb.condense("How do I request leave?", []) == "How do I request leave?"
+    assert fake_openai.chat_requests == []  # a first question needs no rewriting
+    assert kb.condense("and for part-time staff?", HISTORY) == "How do part-time staff request annual leave?"
+    (request,) = fake_openai.chat_requests
+    prompt = request["messages"][1]["content"]
+    assert "User: How do I request annual leave?" in prompt and "Assistant: Submit it in the HR portal." in prompt
+    assert "Last question: and for part-time staff?" in prompt
+
+    fake_openai.failure = "error"
+    assert kb.condense("and for part-time staff?", HISTORY) == "and for part-time staff?"  # searched as asked
+
+
+def test_health_reports_each_component_with_the_reason_when_one_is_down(make_kb, fake_openai):
+    kb = make_kb(**llm_env(fake_openai), KB_EMBEDDING="fastembed:no/such-model", KB_EMBEDDING_PATH="/nonexistent")
+    health = {h.component: h for h in kb.health()}
+    assert [h for h in health] == ["index", "catalog", "embedding model", "LLM endpoint"]
+    assert health["index"].status == "ok" and "0 chunks" in health["index"].detail
+    assert health["catalog"].status == "ok"
+    assert health["embedding model"].status == "down" and health["embedding model"].detail
+    assert health["LLM endpoint"].status == "ok" and "fake-model" in health["LLM endpoint"].detail
+    assert "sk-test" not in repr(health)
+
+    fake_openai.failure = "error"
+    llm = next(h for h in kb.health() if h.component == "LLM endpoint")
+    assert (llm.status, llm.detail) == ("down", "the server answered HTTP 500")
+
+
+def test_reindex_shows_progress_while_search_keeps_using_the_old_index(make_kb, tmp_path: Path):
+    kb = make_kb()
+    ingest(kb, tmp_path)
+    serving = kb.index
+    job_id = kb.submit_reindex(LOCAL_ADMIN)
+    seen: list[tuple[int, int] | None] = []
+    answered_from: list[bool] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(kb.job_progress(job_id))
+        answered_from.append(kb.index is serving and kb.ask("How are annual leave requests approved?").found)
+
+    kb.work_queue(progress=progress)
+    assert seen == [(1, 2), (2, 2)]  # one document: parsed, then indexed
+    assert answered_from == [True, True]  # until the swap, questions are answered from the old index
+    assert kb.index is not serving
+    assert kb.job_progress(job_id) is None and kb.catalog.jobs([job_id])[0].outcome == "ok"
+
+
+def test_reindex_applies_a_changed_chunk_size(make_kb, tmp_path: Path):
+    kb = make_kb(KB_CHUNK_WORDS="400")
+    ingest(kb, tmp_path)
+    before = kb.catalog.document("leave.md").chunks
+    kb.close()  # restart with a smaller chunk size
+    kb = make_kb(KB_CHUNK_WORDS="100")
+    assert kb.catalog.document("leave.md").chunks == before  # nothing changes until the re-index
+    kb.submit_reindex(LOCAL_ADMIN)
+    kb.work_queue()
+    after = kb.catalog.document("leave.md").chunks
+    assert after > before and kb.index.count() == after
+
+
+def test_the_original_of_a_passage_can_be_downloaded_until_it_is_deleted(make_kb, tmp_path: Path):
+    kb = make_kb()
+    ingest(kb, tmp_path)
+    passage = kb.search("annual leave")[0]
+    name, path = kb.original(passage.chunk.doc_id)
+    assert name == "leave.md" and path.read_text() == LEAVE
+    kb.submit_delete("leave.md", LOCAL_ADMIN)
+    kb.work_queue()
+    assert kb.original(passage.chunk.doc_id) is None
