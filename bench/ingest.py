@@ -47,6 +47,7 @@ def select_files(folders: list[str]) -> list[Path]:
 
 
 def run_kb(files: list[Path]) -> dict:
+    from kb.auth import LOCAL_ADMIN
     from kb.config import load_settings
     from kb.service import KnowledgeBase
 
@@ -63,7 +64,7 @@ def run_kb(files: list[Path]) -> dict:
             kb.work_queue()
             seconds = time.perf_counter() - started
             jobs = kb.catalog.jobs([s.job_id for s in submitted])
-            documents = {d.name: d for d in kb.documents()}
+            documents = {d.name: d for d in kb.documents(actor=LOCAL_ADMIN)}
         finally:
             kb.close()
     finally:

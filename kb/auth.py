@@ -29,6 +29,7 @@ class Actor:
     email: str = ""  # only from a verified OIDC login
     password: str = field(default="", repr=False)  # the admin password, when the user typed one
     local: bool = False  # the machine owner at the command line
+    groups: tuple[str, ...] = ()  # whose restricted documents this person may see
 
 
 LOCAL_ADMIN = Actor(name="local admin", local=True)
@@ -53,6 +54,25 @@ def email_is_admin(email: str, settings: Settings) -> bool:
 
 def is_admin(actor: Actor, settings: Settings) -> bool:
     return actor.local or email_is_admin(actor.email, settings) or password_matches(actor.password, settings)
+
+
+def actor_for(user: str, settings: Settings, identity_groups: tuple[str, ...] | None = None,
+              password: str = "") -> Actor:
+    """The actor for a signed-in e-mail or a plain name: groups from the login when it carries them,
+    otherwise from configuration (KB_USER_GROUPS / [groups])."""
+    email = user if "@" in user else ""
+    groups = identity_groups if identity_groups is not None else settings.group_map.get(user.strip().lower(), ())
+    return Actor(name=user or ANONYMOUS, email=email, password=password, groups=tuple(groups))
+
+
+def visible_groups(actor: Actor, settings: Settings) -> tuple[str, ...] | None:
+    """The groups whose restricted documents `actor` may see; None means every document (admins)."""
+    return None if is_admin(actor, settings) else actor.groups
+
+
+def may_see(doc_groups: tuple[str, ...], visible: tuple[str, ...] | None) -> bool:
+    """A document without groups is for everyone; a restricted one for its groups (and admins)."""
+    return visible is None or not doc_groups or bool(set(doc_groups) & set(visible))
 
 
 def require_admin(actor: Actor, settings: Settings, action: str) -> None:

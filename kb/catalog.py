@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
@@ -18,8 +19,10 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from kb.records import Document, Feedback, Job
+from kb.storage import DataDirError, data_dir_error, no_space, not_writable
 
 MAX_ATTEMPTS = 3  # a job that crashed its worker this often is failed instead of retried
+_NEARLY_FULL_BYTES = 1 << 20  # less free than this on the disk, and an SQLite I/O error means "disk full"
 
 
 def doc_id_for(name: str) -> str:
@@ -181,26 +184,54 @@ class SqliteCatalog(Catalog):
 
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise data_dir_error(exc, path.parent) from exc
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:  # one line for people, whatever the cause, instead of a traceback
+            raise self._unusable(exc) or DataDirError(f"the catalog {path} cannot be opened: {exc}") from exc
+
+    def _unusable(self, exc: sqlite3.Error) -> DataDirError | None:
+        """The full disk or unwritable data directory behind an SQLite error, if that is what it is."""
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # the primary code of an extended one
+        if code == sqlite3.SQLITE_FULL:
+            return no_space(self.path.parent)
+        if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_PERM):
+            # a full disk shows as an I/O error when SQLite cannot even create its shared-memory file
+            full = shutil.disk_usage(self.path.parent).free < _NEARLY_FULL_BYTES
+            return not_writable(self.path.parent) or (no_space(self.path.parent) if full else None)
+        return None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; BEGIN IMMEDIATE takes the write lock up front to avoid deadlocks."""
+        """One write transaction; BEGIN IMMEDIATE takes the write lock up front to avoid deadlocks.
+
+        A full disk or a read-only data directory raises DataDirError; either way the transaction is
+        rolled back as a whole, and the next one starts clean.
+        """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:  # SQLite may have rolled back already (full disk, I/O error)
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                clear = self._unusable(exc)
+                if clear is None:
+                    raise
+                raise clear from exc
 
     def _query(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
         with self._lock:

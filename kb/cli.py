@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import click
 from tqdm import tqdm
 
-from kb.auth import LOCAL_ADMIN
+from kb.auth import LOCAL_ADMIN, Actor, actor_for
 from kb.config import ConfigError, load_settings
 from kb.index import IndexUnavailable
 from kb.records import Answer, Job, Passage
@@ -43,6 +43,17 @@ def _open(ctx: click.Context, *, worker: bool = False) -> Iterator[KnowledgeBase
         raise click.ClickException(str(exc)) from exc
     finally:
         kb.close()
+
+
+USER_OPTION = click.option(
+    "--user", default=None,
+    help="Answer as this user (e-mail or name): only documents of their groups (KB_USER_GROUPS). "
+    "Default: the machine owner, who sees everything.",
+)
+
+
+def _actor(kb: KnowledgeBase, user: str | None) -> Actor:
+    return LOCAL_ADMIN if user is None else actor_for(user, kb.settings)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -127,8 +138,9 @@ def _page(passage: Passage) -> str:
 @click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 1000), help="Passages to return.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--batch", type=click.File("r"), help='JSONL file of {"id": ..., "query": ...}; prints JSONL.')
+@USER_OPTION
 @click.pass_context
-def search(ctx: click.Context, query: str | None, k: int, as_json: bool, batch: Any) -> None:
+def search(ctx: click.Context, query: str | None, k: int, as_json: bool, batch: Any, user: str | None) -> None:
     """Find the passages that best match QUERY."""
     if (query is None) == (batch is None):
         raise click.UsageError("give a QUERY or --batch FILE (one of them)")
@@ -142,10 +154,10 @@ def search(ctx: click.Context, query: str | None, k: int, as_json: bool, batch: 
                     qid, text = item["id"], str(item["query"])
                 except (ValueError, KeyError, TypeError) as exc:
                     raise click.ClickException(f"line {line_no} of the batch file is not {{'id', 'query'}} JSON") from exc
-                results = [passage_json(p) for p in kb.search(text, k=k)]
+                results = [passage_json(p) for p in kb.search(text, k=k, actor=_actor(kb, user))]
                 click.echo(json.dumps({"id": qid, "results": results}, ensure_ascii=False))
             return
-        passages = kb.search(query or "", k=k)
+        passages = kb.search(query or "", k=k, actor=_actor(kb, user))
         _say_mode(kb)
         if as_json:
             click.echo(json.dumps([passage_json(p) for p in passages], ensure_ascii=False, indent=2))
@@ -192,11 +204,12 @@ def answer_json(answer: Answer) -> dict[str, Any]:
 @cli.command()
 @click.argument("question")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@USER_OPTION
 @click.pass_context
-def ask(ctx: click.Context, question: str, as_json: bool) -> None:
+def ask(ctx: click.Context, question: str, as_json: bool, user: str | None) -> None:
     """Answer QUESTION from the documents, citing the passages used."""
     with _open(ctx) as kb:
-        answer = kb.ask(question)
+        answer = kb.ask(question, actor=_actor(kb, user))
         _say_mode(kb)
         if as_json:
             click.echo(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
@@ -215,15 +228,16 @@ def ask(ctx: click.Context, question: str, as_json: bool) -> None:
 # documents and admin ---------------------------------------------------------------------------
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@USER_OPTION
 @click.pass_context
-def docs(ctx: click.Context, as_json: bool) -> None:
+def docs(ctx: click.Context, as_json: bool, user: str | None) -> None:
     """List the documents with their status, version, pages and chunks."""
     try:
         kb = KnowledgeBase(load_settings(**ctx.obj))  # the catalog alone: works while the app runs
     except (ConfigError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        documents = kb.documents()
+        documents = kb.documents(actor=_actor(kb, user))
     finally:
         kb.close()
     if as_json:

@@ -43,10 +43,21 @@ class Settings:
     timeout_s: float = 30.0  # KB_TIMEOUT: seconds for every network call
     admin_password: str = field(default="", repr=False)  # KB_ADMIN_PASSWORD or [admin] password
     admin_emails: str = ""  # KB_ADMIN_EMAILS (comma-separated) or [admin] emails: admins by OIDC login
+    user_groups: str = ""  # KB_USER_GROUPS "alice@x.com=hr,finance;anonymous=" or a [groups] table
 
     @property
     def llm_enabled(self) -> bool:
         return bool(self.openai_api_key)
+
+    @property
+    def group_map(self) -> dict[str, tuple[str, ...]]:
+        """Configured groups per user (e-mail or name, lower case), for logins that do not carry groups."""
+        groups: dict[str, tuple[str, ...]] = {}
+        for entry in self.user_groups.split(";"):
+            user, _, names = entry.partition("=")
+            if user.strip():
+                groups[user.strip().lower()] = tuple(g.strip() for g in names.split(",") if g.strip())
+        return groups
 
     @property
     def admin_email_set(self) -> frozenset[str]:
@@ -74,6 +85,7 @@ ENV_NAMES: dict[str, str] = {
     "KB_TIMEOUT": "timeout_s",
     "KB_ADMIN_PASSWORD": "admin_password",
     "KB_ADMIN_EMAILS": "admin_emails",
+    "KB_USER_GROUPS": "user_groups",
 }
 
 
@@ -95,6 +107,12 @@ def _read_secrets(path: Path) -> dict[str, Any]:
     if isinstance(admin, dict) and "emails" in admin:
         emails = admin["emails"]
         flat.setdefault("KB_ADMIN_EMAILS", ",".join(emails) if isinstance(emails, list) else emails)
+    groups = data.get("groups")
+    if isinstance(groups, dict):
+        flat.setdefault(
+            "KB_USER_GROUPS",
+            ";".join(f"{user}={','.join(names) if isinstance(names, list) else names}" for user, names in groups.items()),
+        )
     return flat
 
 

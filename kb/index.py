@@ -23,6 +23,7 @@ import qdrant_edge as edge
 
 from kb.config import Settings
 from kb.records import Chunk, SparseVector
+from kb.storage import ensure_free_space
 
 SPARSE = "bm25"
 DENSE = "dense"
@@ -194,6 +195,8 @@ class EdgeIndex:
         return self.path.name
 
     def replace_document(self, doc_id: str, version: int, items: list[IndexedChunk]) -> None:
+        # a full disk under the shard's memory-mapped files kills the process (SIGBUS): refuse in time
+        ensure_free_space(self.path, len(items) * _point_bytes(self.spec))
         ids = [point_id(i.chunk.chunk_id) for i in items]
         points = [
             edge.Point(pid, point_vectors(i, self.spec, edge.SparseVector), chunk_to_payload(i.chunk))
@@ -246,6 +249,12 @@ class EdgeIndex:
         self._on_close(self)
 
 
+def _point_bytes(spec: IndexSpec) -> int:
+    """Disk one point may take in the shard, write-ahead log included: about 5 KB a chunk was measured
+    with BM25 alone; a dense vector is stored twice (log and storage) as 4-byte floats."""
+    return 8 * 1024 + 8 * (spec.dense_dim or 0)
+
+
 def _edge_config(spec: IndexSpec) -> edge.EdgeConfig:
     dense = (
         {DENSE: edge.EdgeVectorParams(size=spec.dense_dim, distance=edge.Distance.Cosine)} if spec.dense_dim else None
@@ -284,6 +293,7 @@ class EdgeIndexStore:
             raise IndexLocked(f"the index at {path} is already open in this process")
         if not (path / "spec.json").is_file():
             raise IndexUnavailable(f"{self.root / 'CURRENT'} names {name}, which is missing")
+        ensure_free_space(self.root)  # loading a shard fills in parts of its sparse files: SIGBUS on a full disk
         spec = IndexSpec(**json.loads((path / "spec.json").read_text(encoding="utf-8")))
         index = EdgeIndex(_load_shard(path / "shard"), spec, path, self._closed)
         self._open.add(name)
@@ -292,6 +302,7 @@ class EdgeIndexStore:
 
     def create(self, spec: IndexSpec) -> EdgeIndex:
         self.root.mkdir(parents=True, exist_ok=True)
+        ensure_free_space(self.root)
         number = max(map(_number, self._generations()), default=0) + 1
         while True:  # another process may take a number at the same moment
             path = self.root / _name(number)

@@ -5,18 +5,26 @@ vector scored with IDF, keyword payload indexes on doc_id and groups and an inte
 The alias names the serving collection; a promote moves it in one request. The IndexSpec travels in
 the collection's metadata. Imported only when a server is configured: qdrant-client takes seconds
 to import.
+
+Every request has the KB_TIMEOUT timeout and is retried with exponential backoff when the server is
+unreachable, times out, is overloaded (429) or fails (5xx). Only idempotent requests are made: point
+ids are derived from chunk ids, so sending the same update twice leaves the same points.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Callable, TypeVar
 
+import httpx
 from qdrant_client import QdrantClient, models
+from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from kb.config import Settings
@@ -41,6 +49,47 @@ from kb.records import Chunk, SparseVector
 
 _SPEC_KEY = "kb_index_spec"  # collection metadata key holding the IndexSpec
 
+T = TypeVar("T")
+
+RETRY_ATTEMPTS = 3  # the request and two retries, like the OpenAI clients' max_retries=2
+RETRY_FIRST_DELAY_S = 0.5  # then doubled for each further retry, with jitter
+RETRY_MAX_DELAY_S = 8.0
+
+
+def with_retries(
+    request: Callable[[], T], budget_s: float, sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """`request()`, tried again after a transient failure (see `_retry_delay`) up to RETRY_ATTEMPTS times.
+
+    A retry starts only while `budget_s` (KB_TIMEOUT) has not passed since the first try, so a dead
+    server costs about one timeout, not three, while a refused connection or a restarting server
+    (503) is tried again within a second or two. The last failure is raised as it is.
+    """
+    started = clock()
+    for attempt in range(1, RETRY_ATTEMPTS + 1):
+        try:
+            return request()
+        except Exception as exc:
+            delay = _retry_delay(exc, attempt)
+            if delay is None or attempt == RETRY_ATTEMPTS or clock() - started + delay > budget_s:
+                raise
+        sleep(delay)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _retry_delay(exc: Exception, attempt: int) -> float | None:
+    """Seconds to wait before trying again after `exc`, or None when trying again cannot help."""
+    if isinstance(exc, ResourceExhaustedResponse):  # 429 with the server's Retry-After
+        return min(float(exc.retry_after_s), RETRY_MAX_DELAY_S)
+    transient = (
+        isinstance(exc, ResponseHandlingException) and isinstance(exc.source, httpx.TransportError)
+    ) or (isinstance(exc, UnexpectedResponse) and (exc.status_code == 429 or (exc.status_code or 0) >= 500))
+    if not transient:  # a refusal (4xx) or an answer that cannot be read: the same again next time
+        return None
+    backoff = min(RETRY_FIRST_DELAY_S * 2 ** (attempt - 1), RETRY_MAX_DELAY_S)
+    return backoff * random.uniform(0.75, 1.0)
+
 
 @contextmanager
 def _server_errors(url: str) -> Iterator[None]:
@@ -50,6 +99,14 @@ def _server_errors(url: str) -> Iterator[None]:
         raise IndexUnavailable(f"Qdrant at {url} is not reachable: {exc}") from exc
     except UnexpectedResponse as exc:
         raise IndexUnavailable(f"Qdrant at {url} answered {exc.status_code} {exc.reason_phrase}{_detail(exc)}") from exc
+    except ResourceExhaustedResponse as exc:
+        raise IndexUnavailable(f"Qdrant at {url} is overloaded: {exc}") from exc
+
+
+def _request(url: str, budget_s: float, request: Callable[[], T]) -> T:
+    """One idempotent request to the server: retried while that can help, then one clear IndexUnavailable."""
+    with _server_errors(url):
+        return with_retries(request, budget_s)
 
 
 def _detail(exc: UnexpectedResponse) -> str:
@@ -83,11 +140,15 @@ class ServerIndex:
     """One generation: a collection on a Qdrant server. Queries the collection itself, not the alias,
     so its spec always describes the vectors it searches."""
 
-    def __init__(self, client: QdrantClient, collection: str, spec: IndexSpec, url: str):
+    def __init__(self, client: QdrantClient, collection: str, spec: IndexSpec, url: str, budget_s: float):
         self.spec = spec
         self.collection = collection
         self._client = client
         self._url = url
+        self._budget_s = budget_s
+
+    def _request(self, request: Callable[[], T]) -> T:
+        return _request(self._url, self._budget_s, request)
 
     def replace_document(self, doc_id: str, version: int, items: list[IndexedChunk]) -> None:
         points = [
@@ -102,12 +163,12 @@ class ServerIndex:
         stale = models.Filter(must=[_document(doc_id)], must_not=[keep])
         operations: list[Any] = [models.UpsertOperation(upsert=models.PointsList(points=points))] if points else []
         operations.append(models.DeleteOperation(delete=models.FilterSelector(filter=stale)))
-        with _server_errors(self._url):  # one request: the new chunks in, the old ones out
-            self._client.batch_update_points(self.collection, operations)
+        # one request: the new chunks in, the old ones out (sent twice, it leaves the same points)
+        self._request(lambda: self._client.batch_update_points(self.collection, operations))
 
     def delete_document(self, doc_id: str) -> None:
-        with _server_errors(self._url):
-            self._client.delete(self.collection, models.FilterSelector(filter=models.Filter(must=[_document(doc_id)])))
+        everything = models.FilterSelector(filter=models.Filter(must=[_document(doc_id)]))
+        self._request(lambda: self._client.delete(self.collection, everything))
 
     def search(self, query: Query, limit: int, flt: SearchFilter | None = None) -> list[tuple[Chunk, float]]:
         name = query_vector_name(self.spec, query, flt)
@@ -116,16 +177,16 @@ class ServerIndex:
         vector = query
         if isinstance(query, SparseVector):
             vector = models.SparseVector(indices=query.indices, values=query.values)
-        with _server_errors(self._url):
-            result = self._client.query_points(
+        result = self._request(
+            lambda: self._client.query_points(
                 self.collection, query=vector, using=name, query_filter=_server_filter(flt), limit=limit,
                 with_payload=True,
             )
+        )
         return [(chunk_from_payload(p.payload or {}), p.score) for p in result.points]
 
     def count(self) -> int:
-        with _server_errors(self._url):
-            return self._client.count(self.collection, exact=True).count
+        return self._request(lambda: self._client.count(self.collection, exact=True)).count
 
     def document_versions(self) -> dict[str, set[int]]:
         return versions_by_document(self._payloads(["doc_id", "version"]))
@@ -133,10 +194,11 @@ class ServerIndex:
     def _payloads(self, keys: list[str]) -> Iterator[dict[str, Any]]:
         offset = None
         while True:
-            with _server_errors(self._url):
-                records, offset = self._client.scroll(
+            records, offset = self._request(
+                lambda: self._client.scroll(
                     self.collection, limit=SCROLL_PAGE, offset=offset, with_payload=keys, with_vectors=False
                 )
+            )
             yield from (r.payload or {} for r in records)
             if offset is None:
                 return
@@ -151,48 +213,55 @@ class ServerIndexStore:
     The IndexSpec is kept in each collection's metadata (create_collection(metadata=...)).
     """
 
-    def __init__(self, client: QdrantClient, alias: str, url: str = ""):
+    def __init__(self, client: QdrantClient, alias: str, url: str = "", budget_s: float = 30.0):
         self.client = client
         self.alias = alias
         self.url = url or "the configured URL"
+        self.budget_s = budget_s  # how long retries of one request may go on (KB_TIMEOUT)
+
+    def _request(self, request: Callable[[], T]) -> T:
+        return _request(self.url, self.budget_s, request)
 
     def open_current(self) -> ServerIndex | None:
-        with _server_errors(self.url):
-            name = self._serving()
-            if name is None:
-                return None
-            metadata = self.client.get_collection(name).config.metadata or {}
+        name = self._request(self._serving)
+        if name is None:
+            return None
+        metadata = self._request(lambda: self.client.get_collection(name)).config.metadata or {}
         if _SPEC_KEY not in metadata:
             raise IndexUnavailable(f"collection {name} behind alias {self.alias} was not created by kb")
-        return ServerIndex(self.client, name, IndexSpec(**metadata[_SPEC_KEY]), self.url)
+        return ServerIndex(self.client, name, IndexSpec(**metadata[_SPEC_KEY]), self.url, self.budget_s)
 
     def create(self, spec: IndexSpec) -> ServerIndex:
         pattern = re.compile(rf"^{re.escape(self.alias)}-(\d+)$")
-        with _server_errors(self.url):
-            taken = [int(m.group(1)) for c in self.client.get_collections().collections if (m := pattern.match(c.name))]
-            name = f"{self.alias}-{max(taken, default=0) + 1}"
-            dense = (
-                {DENSE: models.VectorParams(size=spec.dense_dim, distance=models.Distance.COSINE)}
-                if spec.dense_dim
-                else {}
-            )
-            self.client.create_collection(
-                name,
-                vectors_config=dense,
-                sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
-                metadata={_SPEC_KEY: asdict(spec)},
-            )
-            for key, schema in (
-                ("doc_id", models.PayloadSchemaType.KEYWORD),
-                ("groups", models.PayloadSchemaType.KEYWORD),
-                ("version", models.PayloadSchemaType.INTEGER),
-            ):
-                self.client.create_payload_index(name, key, field_schema=schema)
-        return ServerIndex(self.client, name, spec, self.url)
+        collections = self._request(self.client.get_collections).collections
+        taken = [int(m.group(1)) for c in collections if (m := pattern.match(c.name))]
+        name = f"{self.alias}-{max(taken, default=0) + 1}"
+        dense = (
+            {DENSE: models.VectorParams(size=spec.dense_dim, distance=models.Distance.COSINE)} if spec.dense_dim else {}
+        )
+
+        def create_collection() -> None:  # a retry after a lost reply finds the collection already made
+            if not self.client.collection_exists(name):
+                self.client.create_collection(
+                    name,
+                    vectors_config=dense,
+                    sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                    metadata={_SPEC_KEY: asdict(spec)},
+                )
+
+        self._request(create_collection)
+        for key, schema in (
+            ("doc_id", models.PayloadSchemaType.KEYWORD),
+            ("groups", models.PayloadSchemaType.KEYWORD),
+            ("version", models.PayloadSchemaType.INTEGER),
+        ):
+            self._request(lambda: self.client.create_payload_index(name, key, field_schema=schema))
+        return ServerIndex(self.client, name, spec, self.url, self.budget_s)
 
     def promote(self, index: VectorIndex) -> None:
         assert isinstance(index, ServerIndex)
-        with _server_errors(self.url):
+
+        def switch() -> str | None:  # read the alias again on a retry: the switch may have happened
             previous = self._serving()
             actions: list[Any] = []
             if previous is not None:
@@ -203,22 +272,23 @@ class ServerIndexStore:
                 )
             )
             self.client.update_collection_aliases(change_aliases_operations=actions)  # one atomic switch
-            if previous is not None and previous != index.collection:
-                self.client.delete_collection(previous)
+            return previous
+
+        previous = self._request(switch)
+        if previous is not None and previous != index.collection:
+            self._request(lambda: self.client.delete_collection(previous))
 
     def discard(self, index: VectorIndex) -> None:
         assert isinstance(index, ServerIndex)
-        with _server_errors(self.url):
-            self.client.delete_collection(index.collection)
+        self._request(lambda: self.client.delete_collection(index.collection))
 
     def describe(self) -> dict[str, Any]:
-        with _server_errors(self.url):
-            return {
-                "backend": "qdrant-server",
-                "location": self.url,
-                "collection": self._serving(),
-                "alias": self.alias,
-            }
+        return {
+            "backend": "qdrant-server",
+            "location": self.url,
+            "collection": self._request(self._serving),
+            "alias": self.alias,
+        }
 
     def _serving(self) -> str | None:
         aliases = self.client.get_aliases().aliases
@@ -233,4 +303,4 @@ def connect(settings: Settings) -> ServerIndexStore:
         timeout=math.ceil(settings.timeout_s),
         check_compatibility=False,  # it would call the server while constructing, outside our error handling
     )
-    return ServerIndexStore(client, settings.collection, url=settings.qdrant_url)
+    return ServerIndexStore(client, settings.collection, url=settings.qdrant_url, budget_s=settings.timeout_s)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from kb.answering import Answerer, AnswerEvent, build_llm
-from kb.auth import Actor, require_admin
+from kb.auth import Actor, may_see, require_admin, visible_groups
 from kb.catalog import SqliteCatalog, doc_id_for
 from kb.config import Settings
 from kb.embedding import Bm25Encoder, DenseEmbedder, EmbeddingUnavailable, make_dense_embedder
@@ -344,23 +344,34 @@ class KnowledgeBase:
             )
         return self._answerer
 
-    def search(self, query: str, k: int = 5, doc_ids: Sequence[str] | None = None) -> list[Passage]:
-        return self.retriever.search(query, k=k, flt=_filter(doc_ids))
+    # Every read takes the actor: what a person may see is decided inside the index query (a payload
+    # filter on the chunk's groups), never by dropping results afterwards.
+    def search(self, query: str, k: int = 5, doc_ids: Sequence[str] | None = None, *, actor: Actor) -> list[Passage]:
+        return self.retriever.search(query, k=k, flt=self._filter(actor, doc_ids))
 
-    def ask(self, question: str, doc_ids: Sequence[str] | None = None) -> Answer:
-        return self.answerer.ask(question, flt=_filter(doc_ids))
+    def ask(self, question: str, doc_ids: Sequence[str] | None = None, *, actor: Actor) -> Answer:
+        return self.answerer.ask(question, flt=self._filter(actor, doc_ids))
 
-    def stream(self, question: str, doc_ids: Sequence[str] | None = None) -> Iterator[AnswerEvent]:
-        return self.answerer.stream(question, flt=_filter(doc_ids))
+    def stream(self, question: str, doc_ids: Sequence[str] | None = None, *, actor: Actor) -> Iterator[AnswerEvent]:
+        return self.answerer.stream(question, flt=self._filter(actor, doc_ids))
+
+    def _filter(self, actor: Actor, doc_ids: Sequence[str] | None) -> SearchFilter | None:
+        groups = visible_groups(actor, self.settings)
+        if groups is None and not doc_ids:
+            return None
+        return SearchFilter(doc_ids=tuple(doc_ids) if doc_ids else None, groups=groups)
 
     def condense(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         """What to search for a follow-up question, given the earlier (question, answer) turns."""
         return self.answerer.condense(question, history)
 
-    def original(self, doc_id: str) -> tuple[str, Path] | None:
-        """The document's name and stored original (its serving version), for download; None if gone."""
+    def original(self, doc_id: str, *, actor: Actor) -> tuple[str, Path] | None:
+        """The document's name and stored original (its serving version), for download; None if gone
+        or not the actor's to see."""
         doc = self.catalog.document(doc_id)
         if doc is None or doc.status != "ok" or not doc.sha256:
+            return None
+        if not may_see(doc.groups, visible_groups(actor, self.settings)):
             return None
         path = self.blobs.path(doc.sha256)
         return (doc.name, path) if path.is_file() else None
@@ -385,8 +396,9 @@ class KnowledgeBase:
     def health(self) -> list[ComponentHealth]:
         return check(self)
 
-    def documents(self) -> list[Document]:
-        return self.catalog.documents()
+    def documents(self, *, actor: Actor) -> list[Document]:
+        visible = visible_groups(actor, self.settings)
+        return [doc for doc in self.catalog.documents() if may_see(doc.groups, visible)]
 
     def stats(self) -> dict:
         docs = self.catalog.documents()
@@ -407,10 +419,6 @@ class KnowledgeBase:
             "last_reindex": self.catalog.get_meta("last_reindex") or None,
             "warnings": list(self.warnings),
         }
-
-
-def _filter(doc_ids: Sequence[str] | None) -> SearchFilter | None:
-    return SearchFilter(doc_ids=tuple(doc_ids)) if doc_ids else None
 
 
 def _refused(job: Job, reason: str) -> Job:

@@ -2,19 +2,77 @@
 
 The uploaded name is metadata kept in the catalog; it never becomes a path. Identical bytes are
 stored once, and a blob is written to a temporary file and renamed into place, so a crash never
-leaves a half-written original behind.
+leaves a half-written original behind. A full disk or a read-only data directory is reported as a
+`DataDirError` that says so in one line, and nothing half-written stays behind either.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
 _CHUNK = 1 << 20
+
+# kb stops adding originals and chunks when less than this would stay free on the data directory's disk.
+# The embedded index writes through memory-mapped, sparsely allocated files: a write into one on a full
+# disk kills the whole process with SIGBUS instead of raising an error (measured on a small tmpfs).
+MIN_FREE_BYTES = 64 * 2**20
+
+
+class DataDirError(OSError):
+    """The data directory cannot be used: its disk is full, it is read-only, or the catalog is unreadable.
+
+    An OSError, so code that already turns file errors into one line keeps doing so; the message is
+    that line, for people ("no space left on the disk holding the data directory ...").
+    """
+
+
+def no_space(directory: Path, detail: str = "") -> DataDirError:
+    return DataDirError(f"no space left on the disk holding the data directory ({directory}){detail}")
+
+
+def read_only(directory: Path) -> DataDirError:
+    return DataDirError(f"the data directory {directory} is read-only")
+
+
+def not_writable(directory: Path) -> DataDirError | None:
+    """Why `directory` (or, while it does not exist, its nearest ancestor) cannot be written to: a
+    read-only file system or permissions. None if it can."""
+    existing = next(p for p in (directory, *directory.parents) if p.exists())
+    if os.access(existing, os.W_OK):  # root too is refused on a read-only file system
+        return None
+    if os.statvfs(existing).f_flag & os.ST_RDONLY:
+        return read_only(directory)
+    return DataDirError(f"the data directory {directory} is not writable by this user")
+
+
+def data_dir_error(exc: OSError, directory: Path) -> OSError:
+    """`exc` as the DataDirError that names the cause when it is a full disk or an unwritable directory,
+    else `exc` itself."""
+    if isinstance(exc, DataDirError):
+        return exc
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return no_space(directory)
+    if exc.errno == errno.EROFS:
+        return read_only(directory)
+    if exc.errno in (errno.EACCES, errno.EPERM):  # the directory's, or maybe the source file's
+        return not_writable(directory) or exc
+    return exc
+
+
+def ensure_free_space(directory: Path, incoming: int = 0) -> None:
+    """Raise DataDirError unless `incoming` more bytes leave MIN_FREE_BYTES free on `directory`'s disk."""
+    free = shutil.disk_usage(directory).free
+    if free - incoming < MIN_FREE_BYTES:
+        mb = 2**20
+        raise no_space(directory, f": {free / mb:.0f} MB free, and kb keeps {MIN_FREE_BYTES / mb:.0f} MB "
+                                  "free so its index can always be written")
 
 
 class BlobStore:
@@ -22,7 +80,10 @@ class BlobStore:
 
     def __init__(self, root: Path):
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise data_dir_error(exc, root.parent) from exc
 
     def path(self, sha256: str) -> Path:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
@@ -41,9 +102,13 @@ class BlobStore:
         return self.put_stream(io.BytesIO(data))
 
     def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
+        """Store the stream's bytes; a full disk, or too little room left for the index, is a DataDirError."""
         digest = hashlib.sha256()
         size = 0
-        fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
+        try:
+            fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
+        except OSError as exc:
+            raise data_dir_error(exc, self.root) from exc
         try:
             with os.fdopen(fd, "wb") as out:
                 while block := stream.read(_CHUNK):
@@ -57,12 +122,15 @@ class BlobStore:
             if target.is_file():
                 os.unlink(tmp_name)
             else:
+                ensure_free_space(self.root)  # measured with the new original on the disk
                 target.parent.mkdir(exist_ok=True)
                 os.replace(tmp_name, target)
             return sha, size
-        except BaseException:
+        except BaseException as exc:
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
+            if isinstance(exc, OSError) and (clear := data_dir_error(exc, self.root)) is not exc:
+                raise clear from exc
             raise
 
     def delete(self, sha256: str) -> None:

@@ -139,7 +139,7 @@ def reindex_progress(kb: KnowledgeBase, job_id: int) -> None:
 
 
 def delete(kb: KnowledgeBase, actor: Actor) -> None:
-    documents = kb.documents()
+    documents = kb.documents(actor=actor)
     names = {d.doc_id: d.name for d in documents}
     with st.form("delete", clear_on_submit=True):
         chosen = st.multiselect("Documents to delete", options=list(names), format_func=names.__getitem__)

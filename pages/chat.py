@@ -64,7 +64,7 @@ def card(kb: KnowledgeBase, n: int, passage: Passage, support: str, key: str) ->
             f" · score {passage.score:.3f}</div>"
             f'<div class="kb-passage">{passage_html(segments)}</div></div>'
         )
-        original = kb.original(passage.chunk.doc_id)
+        original = kb.original(passage.chunk.doc_id, actor=current_actor())
         if original is not None:
             name, path = original
             st.download_button(
@@ -132,7 +132,7 @@ def answer_live(kb: KnowledgeBase, question: str, query: str, doc_ids: list[str]
     final: list[Answer] = []  # the last event carries the finished answer
 
     def tokens():
-        for event in kb.stream(query, doc_ids or None):
+        for event in kb.stream(query, doc_ids or None, actor=current_actor()):
             if event.kind == "passages":
                 with passages_box.container():
                     for n, passage in enumerate(event.passages, start=1):
@@ -153,7 +153,7 @@ def main() -> None:
     st.title("Ask the knowledge base")
     note(mode_line(kb))
 
-    documents = [d for d in kb.documents() if d.status == "ok"]
+    documents = [d for d in kb.documents(actor=current_actor()) if d.status == "ok"]
     names = {d.doc_id: d.name for d in documents}
     turns: list[Turn] = st.session_state.setdefault("turns", [])
     if "doc_filter" in st.session_state:  # documents deleted since they were chosen drop out

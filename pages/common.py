@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from kb.auth import ANONYMOUS, Actor
+from kb.auth import ANONYMOUS, Actor, actor_for
 from kb.config import ConfigError, load_settings
 from kb.index import IndexUnavailable
 from kb.jobs import Worker
@@ -87,11 +87,16 @@ def oidc_configured() -> bool:
 
 
 def current_actor() -> Actor:
-    """The session's user: the e-mail of an OIDC login, plus the admin password if one was entered."""
-    email = ""
+    """The session's user: the e-mail of an OIDC login (with the groups the login carries, else the
+    configured ones), plus the admin password if one was entered."""
+    email, identity_groups = "", None
     if oidc_configured() and st.user.get("is_logged_in"):
         email = str(st.user.get("email") or "")
-    return Actor(name=email or ANONYMOUS, email=email, password=st.session_state.get(ADMIN_PASSWORD_KEY, ""))
+        claim = st.user.get("groups")
+        if isinstance(claim, (list, tuple)):
+            identity_groups = tuple(str(group) for group in claim)
+    password = st.session_state.get(ADMIN_PASSWORD_KEY, "")
+    return actor_for(email or ANONYMOUS, knowledge_base().settings, identity_groups, password=password)
 
 
 def note(text: str) -> None:

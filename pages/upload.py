@@ -43,10 +43,15 @@ def upload_form(kb: KnowledgeBase) -> None:
     )
     if not files:
         return
+    groups = st.text_input(
+        "Only for these groups (optional)", key=f"groups-{generation}",
+        help="Comma-separated. Left empty, everyone can see the files; otherwise only these groups and admins.",
+    )
     label = f"Add {len(files)} file{'s' if len(files) != 1 else ''} to the knowledge base"
     if st.button(label, type="primary", icon=":material/add:"):
         submitted = kb.submit_uploads(
-            ((f.name, f, f.size) for f in files), uploader=current_actor().name, from_folder=folder
+            ((f.name, f, f.size) for f in files), uploader=current_actor().name, from_folder=folder,
+            groups=[g.strip() for g in groups.split(",") if g.strip()],
         )
         st.session_state.setdefault(JOBS_KEY, []).extend(s.job_id for s in submitted)
         st.session_state["uploader_generation"] = generation + 1
@@ -72,7 +77,7 @@ def main() -> None:
             st.rerun()
 
     st.subheader("Documents")
-    documents = kb.documents()
+    documents = kb.documents(actor=current_actor())
     if documents:
         st.dataframe(document_rows(documents), hide_index=True, width="stretch")
     else:

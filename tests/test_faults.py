@@ -11,6 +11,7 @@ import pytest
 
 from kb.config import load_settings
 from kb.service import KnowledgeBase
+from kb.auth import LOCAL_ADMIN
 
 
 def env_for(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -75,7 +76,7 @@ def test_killed_in_the_middle_of_an_ingest(tmp_path: Path):
         assert_catalog_and_index_agree(kb)
         kb.work_queue()  # the interrupted ingest resumes
         assert_catalog_and_index_agree(kb)
-        assert sum(d.status == "ok" for d in kb.documents()) == 60
+        assert sum(d.status == "ok" for d in kb.documents(actor=LOCAL_ADMIN)) == 60
         assert all(j.status == "done" for j in kb.catalog.recent_jobs(100))
     finally:
         kb.close()
@@ -96,7 +97,7 @@ def test_killed_in_the_middle_of_a_reindex_keeps_the_old_index_serving(tmp_path:
     try:
         kb.open_index()  # a reader, without taking the queue: the old generation serves
         assert kb.index_store.describe()["generation"] == "gen-000001"
-        assert kb.search("travel policy rule")[0].chunk.source.startswith("policy-")
+        assert kb.search("travel policy rule", actor=LOCAL_ADMIN)[0].chunk.source.startswith("policy-")
         assert kb.take_queue()
         assert_catalog_and_index_agree(kb)
         kb.work_queue()  # the interrupted re-index runs again and completes

@@ -62,17 +62,17 @@ def test_ingest_search_and_ask(kb: KnowledgeBase, tmp_path: Path):
     assert results["policies/leave.md"][0] == "ok"
     assert results["policies/travel.md"][0] == "ok"
 
-    passages = kb.search("how do I request annual leave", k=3)
+    passages = kb.search("how do I request annual leave", k=3, actor=LOCAL_ADMIN)
     assert passages[0].chunk.source == "policies/leave.md"
     assert [p.rank for p in passages] == list(range(1, len(passages) + 1))
 
-    answer = kb.ask("How do I request annual leave?")
+    answer = kb.ask("How do I request annual leave?", actor=LOCAL_ADMIN)
     assert answer.found and answer.mode == "extractive"
     assert "HR portal" in answer.text
     assert answer.citations and answer.citations[0].passage.chunk.source == "policies/leave.md"
     assert f"[{answer.citations[0].n}]" in answer.text
 
-    nothing = kb.ask("What is the capital of Mongolia?")
+    nothing = kb.ask("What is the capital of Mongolia?", actor=LOCAL_ADMIN)
     assert not nothing.found and not nothing.citations
 
 
@@ -86,7 +86,7 @@ def test_identical_bytes_are_unchanged_and_new_bytes_replace_the_old_version(kb:
     doc = kb.catalog.document("leave.md")
     assert doc and doc.version == 2
     assert kb.index.document_versions() == {doc.doc_id: {2}}
-    texts = " ".join(p.chunk.text for p in kb.search("request annual leave advance", k=10))
+    texts = " ".join(p.chunk.text for p in kb.search("request annual leave advance", k=10, actor=LOCAL_ADMIN))
     assert "four weeks" in texts and "two weeks" not in texts
 
 
@@ -111,7 +111,7 @@ def test_a_failed_new_version_keeps_the_old_one_serving(kb: KnowledgeBase, tmp_p
     assert ingest(kb, path)["leave.md"][0] == "failed"
     doc = kb.catalog.document("leave.md")
     assert doc and doc.status == "ok" and doc.version == 1 and doc.error
-    assert kb.search("sick leave doctor's note")[0].chunk.source == "leave.md"
+    assert kb.search("sick leave doctor's note", actor=LOCAL_ADMIN)[0].chunk.source == "leave.md"
 
 
 def test_oversized_file_is_refused_before_it_is_stored(tmp_path: Path):
@@ -134,7 +134,7 @@ def test_delete_removes_chunks_catalog_entry_and_original(kb: KnowledgeBase, tmp
     assert kb.catalog.document("leave.md") is None
     assert doc.doc_id not in kb.index.document_versions()
     assert not kb.blobs.exists(doc.sha256)
-    assert all(p.chunk.source == "travel.md" for p in kb.search("leave request manager"))
+    assert all(p.chunk.source == "travel.md" for p in kb.search("leave request manager", actor=LOCAL_ADMIN))
 
 
 def test_reindex_rebuilds_from_originals_and_swaps(kb: KnowledgeBase, tmp_path: Path):
@@ -146,7 +146,7 @@ def test_reindex_rebuilds_from_originals_and_swaps(kb: KnowledgeBase, tmp_path: 
     assert kb.index is not old_index
     assert kb.index.count() == before
     assert kb.catalog.get_meta("last_reindex")
-    assert kb.search("receipts reimbursed")[0].chunk.source == "travel.md"
+    assert kb.search("receipts reimbursed", actor=LOCAL_ADMIN)[0].chunk.source == "travel.md"
 
 
 def test_recovery_drops_orphans_and_requeues_interrupted_jobs(tmp_path: Path):
@@ -200,7 +200,7 @@ def test_hybrid_search_with_a_dense_model_and_mismatch_reported(tmp_path: Path):
         assert kb.take_queue() and kb.search_mode == "hybrid"
         ingest(kb, write(tmp_path, "leave.md", LEAVE), write(tmp_path, "travel.md", TRAVEL))
         assert kb.index.spec.dense_model == f"fastembed:{MODEL_NAME}"
-        assert kb.search("annual leave request")[0].chunk.source == "leave.md"
+        assert kb.search("annual leave request", actor=LOCAL_ADMIN)[0].chunk.source == "leave.md"
     finally:
         kb.close()
 
@@ -209,6 +209,6 @@ def test_hybrid_search_with_a_dense_model_and_mismatch_reported(tmp_path: Path):
         keyword_only.open_index()
         assert keyword_only.search_mode == "keyword"
         assert any("kb reindex" in w and MODEL_NAME in w for w in keyword_only.warnings)
-        assert keyword_only.search("annual leave request")[0].chunk.source == "leave.md"
+        assert keyword_only.search("annual leave request", actor=LOCAL_ADMIN)[0].chunk.source == "leave.md"
     finally:
         keyword_only.close()

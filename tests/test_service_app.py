@@ -89,7 +89,7 @@ def test_reindex_shows_progress_while_search_keeps_using_the_old_index(make_kb, 
 
     def progress(done: int, total: int) -> None:
         seen.append(kb.job_progress(job_id))
-        answered_from.append(kb.index is serving and kb.ask("How are annual leave requests approved?").found)
+        answered_from.append(kb.index is serving and kb.ask("How are annual leave requests approved?", actor=LOCAL_ADMIN).found)
 
     kb.work_queue(progress=progress)
     assert seen == [(1, 2), (2, 2)]  # one document: parsed, then indexed
@@ -114,9 +114,9 @@ def test_reindex_applies_a_changed_chunk_size(make_kb, tmp_path: Path):
 def test_the_original_of_a_passage_can_be_downloaded_until_it_is_deleted(make_kb, tmp_path: Path):
     kb = make_kb()
     ingest(kb, tmp_path)
-    passage = kb.search("annual leave")[0]
-    name, path = kb.original(passage.chunk.doc_id)
+    passage = kb.search("annual leave", actor=LOCAL_ADMIN)[0]
+    name, path = kb.original(passage.chunk.doc_id, actor=LOCAL_ADMIN)
     assert name == "leave.md" and path.read_text() == LEAVE
     kb.submit_delete("leave.md", LOCAL_ADMIN)
     kb.work_queue()
-    assert kb.original(passage.chunk.doc_id) is None
+    assert kb.original(passage.chunk.doc_id, actor=LOCAL_ADMIN) is None
