@@ -77,6 +77,17 @@ def rss_mb() -> float:
     return round(psutil.Process().memory_info().rss / 2**20, 1)
 
 
+def rss_split_mb() -> dict[str, float]:
+    """Resident memory split into anonymous (heap: what the process needs) and file-backed pages
+    (memory-mapped index files the kernel can drop and read again)."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssFile", "RssShmem"):
+            fields[key] = round(int(value.split()[0]) / 1024, 1)
+    return {"rss_anon_mb": fields.get("RssAnon", 0.0), "rss_file_mb": fields.get("RssFile", 0.0)}
+
+
 def peak_rss_mb() -> float:
     import resource
 

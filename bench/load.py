@@ -9,9 +9,9 @@ server, driven over its websocket the way a browser drives it (bench/st_client.p
 Chat page, then until the time is up types a handbook question, waits for the finished answer,
 pauses 0-2x`--think` seconds, and after `--turns` questions presses "New conversation".
 `--ingest-after` seconds into the window, the other half of the pages and the handbook's downloads
-(Word, PDF) are queued through the library as `kb ingest` does, and the app's worker ingests them;
-when that is done, a re-index is queued as the local admin (`kb reindex`). Their start, swap and
-end times are taken from the catalog.
+(Word, PDF) are queued through the library as `kb ingest` does, and right behind them a re-index as
+the local admin (`kb reindex`); the app's worker does them in order. When each starts, when the new
+index is swapped in and when each ends are read from the catalog while the users ask.
 
 Every answer is checked as a reader would: no exception or error box on the page; the page shows
 the question that was asked and every earlier turn; one passage card per distinct marker [n] (or,
@@ -21,6 +21,8 @@ cited passage is looked up in the final index: a current chunk of that document 
 text shown. Latency is from pressing Enter to the end of the last script run (the answer in the
 conversation, with its feedback buttons); "first passage" is when the first card arrived.
 Results: printed, and bench/results/load.json. The temporary directory is removed at the end.
+`--app-option NAME=VALUE` passes a Streamlit option to this run only, to measure a configuration
+change (e.g. runner.postScriptGC=false) before making it.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ CARD_FORM = re.compile(
 )
 MARKER = re.compile(r"<b>\[(\d+)\]</b>")
 POLL_S = 0.25
+FAILURES = (TimeoutError, websockets.ConnectionClosed, OSError, LookupError)  # an interaction that did not finish
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,8 @@ class Asked:
     user: int
     at: float
     seconds: float
-    first_passage: float | None = None
+    first_passage: float | None = None  # the first card arrived
+    streamed: float | None = None  # the answer was written (then st.rerun draws the conversation again)
     cards: list[Card] = field(default_factory=list)
     found: bool = True
     problems: list[str] = field(default_factory=list)
@@ -161,15 +165,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_app(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    """`streamlit run` on 127.0.0.1 only, with the repository's config.toml and no secrets file."""
+def start_app(root: Path, env: dict[str, str], options: list[str]) -> tuple[subprocess.Popen, str]:
+    """`streamlit run` on 127.0.0.1 only, with the repository's config.toml (plus `options`, NAME=VALUE)
+    and no secrets file."""
     (root / ".streamlit").mkdir()
     shutil.copy(ROOT / ".streamlit" / "config.toml", root / ".streamlit" / "config.toml")
     port = free_port()
     with open(root / "streamlit.log", "w") as log:
         server = subprocess.Popen(
             [PYTHON, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-             "--server.port", str(port), "--server.address", "127.0.0.1"],
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             *[f"--{option}" for option in options]],
             cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
@@ -275,86 +281,91 @@ class Load:
     def __init__(self, url: str, kb: KnowledgeBase, app: psutil.Process, args: argparse.Namespace):
         self.url, self.kb, self.app, self.args = url, kb, app, args
         self.asked: list[Asked] = []
-        self.failures: list[dict[str, Any]] = []  # interactions that raised (timeouts, lost connections)
+        self.failures: list[dict[str, Any]] = []  # interactions that did not finish (timeouts, lost connections)
         self.page_loads: list[float] = []
         self.timeline = Timeline()
         self.usage: dict[str, Any] = {}
-        self.started = 0.0
-        self.deadline = time.monotonic() + 3600  # until everyone has the page open, nobody leaves
-        self.window = 0.0
-        self.go = asyncio.Event()  # set once the window's start and end are known
+        self.started = self.deadline = self.window = 0.0
 
     def now(self) -> float:
         return time.monotonic() - self.started
 
-    async def user(self, n: int, ready: asyncio.Barrier) -> None:
+    def failed(self, user: int, what: str, errors: list[str]) -> None:
+        at = round(self.now(), 1) if self.started else None
+        self.failures.append({"user": user, "at": at, "what": what, "errors": errors})
+
+    async def open_tab(self, user: int) -> Session | None:
+        """Open the app in a new tab (a new session); None if that failed."""
+        session = Session(self.url, self.args.timeout)
+        try:
+            await session.open()
+            screen = await session.load()
+        except FAILURES as exc:
+            self.failed(user, f"opening the app: {type(exc).__name__}", [str(exc)[:300]])
+            await session.close()
+            return None
+        self.page_loads.append(screen.seconds)
+        if screen.errors:
+            self.failed(user, "page load", screen.errors)
+        return session
+
+    async def user(self, n: int, session: Session | None) -> None:
+        """One person asking until the time is up; after a failure, they come back in a new tab."""
         rng = random.Random(n)
-        session: Session | None = None
-        joined = False
-        while not joined or time.monotonic() < self.deadline:
+        while time.monotonic() < self.deadline:
+            if session is None:
+                await asyncio.sleep(1)
+                session = await self.open_tab(n)
+                continue
             try:
-                async with Session(self.url, self.args.timeout) as session:
-                    screen = await session.load()
-                    self.page_loads.append(screen.seconds)
-                    if screen.errors:
-                        self.failures.append({"user": n, "at": None, "what": "page load", "errors": screen.errors})
-                    if not joined:
-                        joined = True
-                        await ready.wait()  # everyone has the page open: the window starts
-                        await self.go.wait()
-                    turns = 0
-                    while time.monotonic() < self.deadline:
-                        if turns == self.args.turns:
-                            screen = await session.click("New conversation")
-                            turns = 0
-                            left = [b for _, b in screen.html() if b.startswith('<div class="kb-question">')]
-                            if screen.errors or left:
-                                self.failures.append({"user": n, "at": round(self.now(), 1), "what": "new conversation",
-                                                      "errors": screen.errors + [f"{len(left)} questions left"] * bool(left)})
-                        question = rng.choice(QUESTIONS)
-                        at = self.now()
-                        screen = await session.chat(question, watch=(CARD,))
-                        turns += 1
-                        cards, found, problems = check_answer(screen, question, turns)
-                        problems += served_in_catalog(self.kb, cards)
-                        self.asked.append(Asked(n, at, screen.seconds, screen.first_seen.get(CARD), cards, found, problems))
-                        await asyncio.sleep(rng.uniform(0, 2 * self.args.think))
-            except (TimeoutError, asyncio.TimeoutError, websockets.ConnectionClosed, OSError, LookupError) as exc:
-                self.failures.append({"user": n, "at": round(self.now(), 1), "what": type(exc).__name__,
-                                      "errors": [str(exc)[:300]]})
-                if not joined:
-                    joined = True
-                    await ready.wait()
-                    await self.go.wait()
-                await asyncio.sleep(1)  # then come back as a new tab
+                await self.converse(n, session, rng)
+            except FAILURES as exc:
+                self.failed(n, type(exc).__name__, [str(exc)[:300]])
+                await session.close()
+                session = None
+        if session is not None:
+            await session.close()
+
+    async def converse(self, n: int, session: Session, rng: random.Random) -> None:
+        turns = 0
+        while time.monotonic() < self.deadline:
+            if turns == self.args.turns:
+                screen = await session.click("New conversation")
+                turns = 0
+                left = [b for _, b in screen.html() if b.startswith('<div class="kb-question">')]
+                if screen.errors or left:
+                    self.failed(n, "new conversation", screen.errors + [f"{len(left)} questions left"] * bool(left))
+            question = rng.choice(QUESTIONS)
+            at = self.now()
+            screen = await session.chat(question, watch=(CARD,))
+            turns += 1
+            cards, found, problems = check_answer(screen, question, turns)
+            problems += served_in_catalog(self.kb, cards)
+            written = screen.run_ends[0] if len(screen.run_ends) > 1 else None  # the run that wrote the answer
+            self.asked.append(Asked(n, at, screen.seconds, screen.first_seen.get(CARD), written, cards, found, problems))
+            await asyncio.sleep(rng.uniform(0, 2 * self.args.think))
 
     async def jobs(self, second_half: Path) -> None:
-        """Queue the ingest, then the re-index when it is done; note when each starts and ends."""
+        """Queue the ingest and, behind it, the re-index; note when each starts, swaps in and ends."""
         await asyncio.sleep(self.args.ingest_after)
         catalog = self.kb.catalog
         self.timeline.mark("ingest queued", self.now())
-        submitted = await asyncio.to_thread(self.kb.submit_paths, [second_half])
-        ids = [s.job_id for s in submitted]
+        ids = [s.job_id for s in await asyncio.to_thread(self.kb.submit_paths, [second_half])]
+        before = catalog.get_meta("last_reindex")
+        reindex = self.kb.submit_reindex(LOCAL_ADMIN)  # the queue is worked in order: it runs after the files
+        self.timeline.mark("re-index queued", self.now())
         self.timeline.notes["ingest_files"] = len(ids)
         hard_stop = self.deadline + self.args.job_grace
         while time.monotonic() < hard_stop:
             jobs = catalog.jobs(ids)
+            (job,) = catalog.jobs([reindex])
             if any(j.status != "queued" for j in jobs):
                 self.timeline.mark("ingest started", self.now())
-            if all(j.status == "done" for j in jobs):
+            if all(j.status == "done" for j in jobs) and "ingest finished" not in self.timeline.events:
                 self.timeline.mark("ingest finished", self.now())
                 outcomes = [j.outcome for j in jobs]
                 self.timeline.notes["ingest_outcomes"] = {o: outcomes.count(o) for o in sorted(set(outcomes))}
                 self.timeline.notes["ingest_failures"] = [f"{j.name}: {j.message}" for j in jobs if j.outcome == "failed"]
-                break
-            await asyncio.sleep(POLL_S)
-        else:
-            return
-        before = catalog.get_meta("last_reindex")
-        reindex = self.kb.submit_reindex(LOCAL_ADMIN)
-        self.timeline.mark("re-index queued", self.now())
-        while time.monotonic() < hard_stop:
-            (job,) = catalog.jobs([reindex])
             if job.status != "queued":
                 self.timeline.mark("re-index started", self.now())
             if catalog.get_meta("last_reindex") != before:
@@ -366,18 +377,16 @@ class Load:
             await asyncio.sleep(POLL_S)
 
     async def run(self, second_half: Path) -> None:
-        ready = asyncio.Barrier(self.args.users + 1)
-        users = [asyncio.create_task(self.user(n, ready)) for n in range(self.args.users)]
-        await ready.wait()
+        """Everyone opens the app; then the window starts: questions, and the jobs in the background."""
+        tabs = await asyncio.gather(*(self.open_tab(n) for n in range(self.args.users)))
         self.started = time.monotonic()
         self.deadline = self.started + self.args.seconds
-        self.go.set()
         app_cpu, client_cpu = cpu_seconds(self.app), time.process_time()  # the app is our child: not ours
         psutil.cpu_percent()
         peak, stop = [0.0], asyncio.Event()
         memory = asyncio.create_task(watch_memory(self.app, peak, stop))
         jobs = asyncio.create_task(self.jobs(second_half))
-        await asyncio.gather(*users)
+        await asyncio.gather(*(self.user(n, tab) for n, tab in enumerate(tabs)))
         self.window = self.now()
         self.usage = {
             "cpu_percent": round((cpu_seconds(self.app) - app_cpu) / self.window * 100),
@@ -426,6 +435,7 @@ def summarise(load: Load, unresolved: list[Card], cited: set[Card], server: dict
     return {
         "command": " ".join(["bench/load.py", *sys.argv[1:]]),
         "users": args.users, "seconds": args.seconds, "think_mean_s": args.think, "turns_per_conversation": args.turns,
+        "app_options": args.app_option,
         "window_s": round(load.window, 1),
         "questions_asked": len(asked), "answered_without_problems": len(answered),
         "questions_per_s": round(len(asked) / load.window, 2) if load.window else None,
@@ -438,6 +448,7 @@ def summarise(load: Load, unresolved: list[Card], cited: set[Card], server: dict
         "unresolved_examples": [{"source": c.source, "head": c.head, "text": c.text[:200]} for c in unresolved[:5]],
         "latency_ms": latency([a.seconds for a in asked]),
         "first_passage_ms": latency([a.first_passage for a in asked if a.first_passage is not None]),
+        "answer_written_ms": latency([a.streamed for a in asked if a.streamed is not None]),
         "page_load_ms": latency(load.page_loads),
         "by_phase_ms": phases,
         "jobs": {**events, **load.timeline.notes},
@@ -462,14 +473,19 @@ def print_report(result: dict) -> None:
                 [[k, v] for k, v in jobs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]))
     print(f"ingest: {jobs.get('ingest_files')} files, {jobs.get('ingest_outcomes')}; re-index: {jobs.get('reindex')}; "
           f"swapped in inside the window: {result['reindex_swapped_in_window']}")
-    print(f"first passage p50/p95: {result['first_passage_ms']['p50']}/{result['first_passage_ms']['p95']} ms; "
-          f"page load p50/p95: {result['page_load_ms']['p50']}/{result['page_load_ms']['p95']} ms; "
+    first, written = result["first_passage_ms"], result["answer_written_ms"]
+    print(f"first passage p50/p95: {first['p50']}/{first['p95']} ms; answer written (before the redraw) "
+          f"p50/p95: {written['p50']}/{written['p95']} ms")
+    print(f"page load p50/p95: {result['page_load_ms']['p50']}/{result['page_load_ms']['p95']} ms; "
           f"{result['questions_per_s']} questions/s; {result['answers_not_found']} answers 'the documents do not say'")
     print(f"cards checked: {result['cards_checked']} ({result['distinct_passages_cited']} distinct passages)")
     server = result["server"]
-    print(f"app process: {server['cpu_percent']}% CPU over the window (of {psutil.cpu_count()} cores), "
+    print(f"app process: {server['cpu_percent'] / 100:.2f} of {psutil.cpu_count()} cores busy over the window, "
           f"peak RSS {server['peak_rss_mb']} MB; whole machine {server['machine_cpu_percent']}% CPU; "
           f"load client {server['client_cpu_s']} CPU s; app log errors: {len(server['log_errors'])}")
+    if not result["reindex_swapped_in_window"]:
+        print("WARNING: the re-index did not swap in inside the window: the machine is too busy for these jobs "
+              "to fit; run again with a longer --seconds")
     for item in (result["problems"] + result["failures"])[:10]:
         print("  problem:", item)
 
@@ -504,7 +520,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120.0, help="how long the users keep asking")
     parser.add_argument("--think", type=float, default=1.0, help="mean pause between a user's questions (s)")
     parser.add_argument("--turns", type=int, default=5, help="questions per conversation before 'New conversation'")
-    parser.add_argument("--ingest-after", type=float, default=10.0, help="s into the window the ingest is queued")
+    parser.add_argument("--ingest-after", type=float, default=5.0, help="s into the window the ingest is queued")
+    parser.add_argument("--app-option", action="append", default=[], metavar="NAME=VALUE",
+                        help="a Streamlit option for this run only, e.g. runner.postScriptGC=false (repeatable)")
     parser.add_argument("--timeout", type=float, default=90.0, help="s one interaction may take before it counts as failed")
     parser.add_argument("--job-grace", type=float, default=600.0, help="s after the window to let the jobs finish")
     args = parser.parse_args()
@@ -526,7 +544,7 @@ def main() -> None:
         print(f"preloaded {len(docs)} documents, {kb.index.count()} chunks in {time.perf_counter() - started:.1f} s")
         kb.close()
 
-        server, url = start_app(root, env)
+        server, url = start_app(root, env, args.app_option)
         print(f"app on {url} (pid {server.pid}); {args.users} users for {args.seconds:g} s")
         submitter = KnowledgeBase(settings)  # queues work for the app's worker, as `kb ingest` does
         load = Load(url, submitter, psutil.Process(server.pid), args)
@@ -550,7 +568,8 @@ def main() -> None:
             kb.close()
         result = summarise(load, unresolved, cited, usage, args)
         print_report(result)
-        print(f"\nwrote {save('load', result)}")
+        name = "load" + "".join(f"_{option.replace('=', '-')}" for option in args.app_option)  # the app as shipped: load
+        print(f"\nwrote {save(name, result)}")
     finally:
         if server is not None:
             stop_app(server)

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     MINILM, MINILM_NAME, PYTHON, handbook_paragraphs, handbook_queries, peak_rss_mb, percentiles, ratio,
-    rss_mb, run_json, save, synthetic_texts, table,
+    rss_mb, rss_split_mb, run_json, save, synthetic_texts, table,
 )
 
 DIM = 384
@@ -133,7 +133,8 @@ def serve(engine: str, hybrid: bool, folder: Path, avg_len: float, queries: int)
         begun = time.perf_counter()
         found += search(query) > 0
         timings.append((time.perf_counter() - begun) * 1000)
-    return {"open_s": round(opened, 2), "rss_before_open_mb": before, "rss_mb": rss_mb(), "peak_rss_mb": peak_rss_mb(),
+    return {"open_s": round(opened, 2), "rss_before_open_mb": before, "rss_mb": rss_mb(), **rss_split_mb(),
+            "peak_rss_mb": peak_rss_mb(),
             "answered": found, **percentiles(timings),
             "query_encoder": (embed.model_id if embed is not None and hasattr(embed, "model_id") else None)}
 

@@ -36,6 +36,7 @@ class Screen:
     seconds: float  # from sending the interaction to the end of its last script run
     errors: list[str] = field(default_factory=list)  # exceptions and st.error boxes of every run in it
     first_seen: dict[str, float] = field(default_factory=dict)  # html prefix -> seconds until one arrived
+    run_ends: list[float] = field(default_factory=list)  # seconds until each script run in it finished
 
     def html(self) -> list[tuple[DeltaPath, str]]:
         """Every st.html body, in page order."""
@@ -55,15 +56,22 @@ class Session:
         self._page = ""  # the page script hash the browser is on; "" = the default page
         self.screen: Screen | None = None
 
-    async def __aenter__(self) -> Session:
+    async def open(self) -> None:
         # No keep-alive pings: a browser sends none, and a late pong under load must not end the test.
         self._ws = await websockets.connect(
             self.url, subprotocols=["streamlit"], max_size=None, ping_interval=None, open_timeout=self.timeout_s
         )
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+
+    async def __aenter__(self) -> Session:
+        await self.open()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._ws.close()
+        await self.close()
 
     async def load(self) -> Screen:
         """Open the app, as a browser does on arrival."""
@@ -109,6 +117,7 @@ class Session:
             elif kind == "ref_hash":  # a cached element this client cannot show
                 screen.errors.append("the server referred to a cached message")
             elif kind == "script_finished":
+                screen.run_ends.append(time.perf_counter() - started)
                 if msg.script_finished == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
                     continue  # st.rerun(): the next run follows at once
                 if msg.script_finished == ForwardMsg.FINISHED_WITH_COMPILE_ERROR:

@@ -39,7 +39,7 @@ def _open(ctx: click.Context, *, worker: bool = False) -> Iterator[KnowledgeBase
         for warning in kb.warnings:
             click.echo(f"warning: {warning}", err=True)
         yield kb
-    except (IndexBusy, IndexUnavailable) as exc:
+    except (IndexBusy, IndexUnavailable, OSError) as exc:  # OSError: a full disk, a read-only data directory
         raise click.ClickException(str(exc)) from exc
     finally:
         kb.close()
@@ -103,7 +103,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], uploader: str, groups: t
         kb.work_queue(on_done=report)
         kb.wait(sorted(pending), on_done=report)
         bar.close()
-    except (IndexBusy, IndexUnavailable) as exc:
+    except (IndexBusy, IndexUnavailable, OSError) as exc:  # OSError: a full disk, a read-only data directory
         raise click.ClickException(str(exc)) from exc
     finally:
         kb.close()

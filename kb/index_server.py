@@ -66,8 +66,8 @@ def with_retries(
     server costs about one timeout, not three, while a refused connection or a restarting server
     (503) is tried again within a second or two. The last failure is raised as it is.
     """
-    started = clock()
-    for attempt in range(1, RETRY_ATTEMPTS + 1):
+    started, attempt = clock(), 1
+    while True:
         try:
             return request()
         except Exception as exc:
@@ -75,7 +75,7 @@ def with_retries(
             if delay is None or attempt == RETRY_ATTEMPTS or clock() - started + delay > budget_s:
                 raise
         sleep(delay)
-    raise AssertionError("unreachable: the last attempt returns or raises")
+        attempt += 1
 
 
 def _retry_delay(exc: Exception, attempt: int) -> float | None:
@@ -101,12 +101,6 @@ def _server_errors(url: str) -> Iterator[None]:
         raise IndexUnavailable(f"Qdrant at {url} answered {exc.status_code} {exc.reason_phrase}{_detail(exc)}") from exc
     except ResourceExhaustedResponse as exc:
         raise IndexUnavailable(f"Qdrant at {url} is overloaded: {exc}") from exc
-
-
-def _request(url: str, budget_s: float, request: Callable[[], T]) -> T:
-    """One idempotent request to the server: retried while that can help, then one clear IndexUnavailable."""
-    with _server_errors(url):
-        return with_retries(request, budget_s)
 
 
 def _detail(exc: UnexpectedResponse) -> str:
@@ -140,15 +134,11 @@ class ServerIndex:
     """One generation: a collection on a Qdrant server. Queries the collection itself, not the alias,
     so its spec always describes the vectors it searches."""
 
-    def __init__(self, client: QdrantClient, collection: str, spec: IndexSpec, url: str, budget_s: float):
+    def __init__(self, client: QdrantClient, collection: str, spec: IndexSpec, request: Callable[[Callable], Any]):
         self.spec = spec
         self.collection = collection
         self._client = client
-        self._url = url
-        self._budget_s = budget_s
-
-    def _request(self, request: Callable[[], T]) -> T:
-        return _request(self._url, self._budget_s, request)
+        self._request = request  # the store's: retried with backoff, failures as IndexUnavailable
 
     def replace_document(self, doc_id: str, version: int, items: list[IndexedChunk]) -> None:
         points = [
@@ -220,7 +210,9 @@ class ServerIndexStore:
         self.budget_s = budget_s  # how long retries of one request may go on (KB_TIMEOUT)
 
     def _request(self, request: Callable[[], T]) -> T:
-        return _request(self.url, self.budget_s, request)
+        """One idempotent request: retried while that can help, then one clear IndexUnavailable."""
+        with _server_errors(self.url):
+            return with_retries(request, self.budget_s)
 
     def open_current(self) -> ServerIndex | None:
         name = self._request(self._serving)
@@ -229,7 +221,7 @@ class ServerIndexStore:
         metadata = self._request(lambda: self.client.get_collection(name)).config.metadata or {}
         if _SPEC_KEY not in metadata:
             raise IndexUnavailable(f"collection {name} behind alias {self.alias} was not created by kb")
-        return ServerIndex(self.client, name, IndexSpec(**metadata[_SPEC_KEY]), self.url, self.budget_s)
+        return ServerIndex(self.client, name, IndexSpec(**metadata[_SPEC_KEY]), self._request)
 
     def create(self, spec: IndexSpec) -> ServerIndex:
         pattern = re.compile(rf"^{re.escape(self.alias)}-(\d+)$")
@@ -256,7 +248,7 @@ class ServerIndexStore:
             ("version", models.PayloadSchemaType.INTEGER),
         ):
             self._request(lambda: self.client.create_payload_index(name, key, field_schema=schema))
-        return ServerIndex(self.client, name, spec, self.url, self.budget_s)
+        return ServerIndex(self.client, name, spec, self._request)
 
     def promote(self, index: VectorIndex) -> None:
         assert isinstance(index, ServerIndex)

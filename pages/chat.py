@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 
 import streamlit as st
 
+from kb.auth import Actor
 from kb.feedback import MAX_COMMENT_CHARS
 from kb.highlight import answer_html, mark_words, markdown_literal, passage_html, supporting_text
 from kb.index import IndexUnavailable
@@ -54,7 +55,7 @@ def where(passage: Passage) -> str:
     return " · ".join(parts)
 
 
-def card(kb: KnowledgeBase, n: int, passage: Passage, support: str, key: str) -> None:
+def card(kb: KnowledgeBase, actor: Actor, n: int, passage: Passage, support: str, key: str) -> None:
     """One passage: its number, where it comes from, its score, its text with the supporting words
     marked, and its original file."""
     segments = mark_words(passage.chunk.text, support, kb.sparse.query_terms)
@@ -64,7 +65,7 @@ def card(kb: KnowledgeBase, n: int, passage: Passage, support: str, key: str) ->
             f" · score {passage.score:.3f}</div>"
             f'<div class="kb-passage">{passage_html(segments)}</div></div>'
         )
-        original = kb.original(passage.chunk.doc_id, actor=current_actor())
+        original = kb.original(passage.chunk.doc_id, actor=actor)
         if original is not None:
             name, path = original
             st.download_button(
@@ -73,39 +74,39 @@ def card(kb: KnowledgeBase, n: int, passage: Passage, support: str, key: str) ->
             )
 
 
-def cards(kb: KnowledgeBase, turn_id: str, answer: Answer, query: str) -> None:
+def cards(kb: KnowledgeBase, actor: Actor, turn_id: str, answer: Answer, query: str) -> None:
     """One card per marker [n]; when the documents do not hold the answer, the closest passages."""
     if answer.citations:
         for citation in answer.citations:
             support = supporting_text(answer.text, citation.n)
-            card(kb, citation.n, citation.passage, support, key=f"orig-{turn_id}-{citation.n}")
+            card(kb, actor, citation.n, citation.passage, support, key=f"orig-{turn_id}-{citation.n}")
     elif answer.passages:
         note("Closest passages (they do not answer the question):")
         for n, passage in enumerate(answer.passages, start=1):
-            card(kb, n, passage, query, key=f"orig-{turn_id}-{n}")
+            card(kb, actor, n, passage, query, key=f"orig-{turn_id}-{n}")
 
 
-def save_feedback(kb: KnowledgeBase, turn: Turn) -> None:
+def save_feedback(kb: KnowledgeBase, actor: Actor, turn: Turn) -> None:
     thumbs = st.session_state.get(f"rating-{turn.id}")
     if thumbs is None:  # the thumb was clicked off again
         return
     comment = st.session_state.get(f"comment-{turn.id}", "")
     turn.feedback_id = kb.record_feedback(
-        current_actor(), turn.question, turn.query, turn.answer, 1 if thumbs == 1 else -1, comment, turn.feedback_id
+        actor, turn.question, turn.query, turn.answer, 1 if thumbs == 1 else -1, comment, turn.feedback_id
     )
 
 
-def feedback(kb: KnowledgeBase, turn: Turn) -> None:
-    st.feedback("thumbs", key=f"rating-{turn.id}", on_change=save_feedback, args=(kb, turn))
+def feedback(kb: KnowledgeBase, actor: Actor, turn: Turn) -> None:
+    st.feedback("thumbs", key=f"rating-{turn.id}", on_change=save_feedback, args=(kb, actor, turn))
     if turn.feedback_id:
         st.text_input(
             "Comment (optional)", key=f"comment-{turn.id}", max_chars=MAX_COMMENT_CHARS, on_change=save_feedback,
-            args=(kb, turn), placeholder="What was wrong or missing? Press Enter to save.",
+            args=(kb, actor, turn), placeholder="What was wrong or missing? Press Enter to save.",
         )
         st.caption("Thank you: your feedback is saved.")
 
 
-def show_turn(kb: KnowledgeBase, turn: Turn) -> None:
+def show_turn(kb: KnowledgeBase, actor: Actor, turn: Turn) -> None:
     with st.chat_message("user"):
         st.html(f'<div class="kb-question">{html.escape(turn.question)}</div>')
     with st.chat_message("assistant"):
@@ -115,12 +116,12 @@ def show_turn(kb: KnowledgeBase, turn: Turn) -> None:
                 note(f"Searched for: {turn.query}")
             st.html(f'<div class="kb-answer">{answer_html(turn.answer.text)}</div>')
             note("LLM answer" if turn.answer.mode == "llm" else "Extractive answer (quoted sentences)")
-            feedback(kb, turn)
+            feedback(kb, actor, turn)
         with right:
-            cards(kb, turn.id, turn.answer, turn.query)
+            cards(kb, actor, turn.id, turn.answer, turn.query)
 
 
-def answer_live(kb: KnowledgeBase, question: str, query: str, doc_ids: list[str]) -> Answer:
+def answer_live(kb: KnowledgeBase, actor: Actor, question: str, query: str, doc_ids: list[str]) -> Answer:
     """Stream an answer: the retrieved passages' cards at once, then the text as it is written."""
     left, right = st.columns([3, 2], gap="medium")
     with left:
@@ -132,11 +133,11 @@ def answer_live(kb: KnowledgeBase, question: str, query: str, doc_ids: list[str]
     final: list[Answer] = []  # the last event carries the finished answer
 
     def tokens():
-        for event in kb.stream(query, doc_ids or None, actor=current_actor()):
+        for event in kb.stream(query, doc_ids or None, actor=actor):
             if event.kind == "passages":
                 with passages_box.container():
                     for n, passage in enumerate(event.passages, start=1):
-                        card(kb, n, passage, query, key=f"live-{n}")
+                        card(kb, actor, n, passage, query, key=f"live-{n}")
             elif event.kind == "token":
                 yield markdown_literal(event.token)
             elif event.answer is not None:
@@ -153,7 +154,8 @@ def main() -> None:
     st.title("Ask the knowledge base")
     note(mode_line(kb))
 
-    documents = [d for d in kb.documents(actor=current_actor()) if d.status == "ok"]
+    actor = current_actor()  # once per run: who is asking decides which documents can answer
+    documents = [d for d in kb.documents(actor=actor) if d.status == "ok"]
     names = {d.doc_id: d.name for d in documents}
     turns: list[Turn] = st.session_state.setdefault("turns", [])
     if "doc_filter" in st.session_state:  # documents deleted since they were chosen drop out
@@ -171,7 +173,7 @@ def main() -> None:
         st.page_link("pages/upload.py", label="Upload documents", icon=":material/upload_file:")
 
     for turn in turns:
-        show_turn(kb, turn)
+        show_turn(kb, actor, turn)
 
     question = st.chat_input("Ask a question about your documents", max_chars=MAX_QUESTION_CHARS)
     if not question or not question.strip():
@@ -182,7 +184,7 @@ def main() -> None:
     with st.chat_message("assistant"):
         try:
             query = kb.condense(question, [(t.question, t.answer.text) for t in turns])
-            answer = answer_live(kb, question, query, doc_ids)
+            answer = answer_live(kb, actor, question, query, doc_ids)
         except IndexUnavailable as exc:  # e.g. the Qdrant server is down: say so, keep the conversation
             st.error(f"Search is not available right now: {exc}", icon=":material/error:")
             return
