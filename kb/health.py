@@ -79,7 +79,7 @@ def _llm(kb: KnowledgeBase) -> tuple[Status, str]:
     settings = kb.settings
     if not settings.llm_enabled:
         return "off", "no OPENAI_API_KEY: extractive answers"
-    llm = build_llm(replace(settings, timeout_s=min(settings.timeout_s, HEALTH_TIMEOUT_S)))
+    llm = build_llm(replace(settings, timeout_s=min(settings.timeout_s, HEALTH_TIMEOUT_S)), max_retries=0)
     llm.invoke("Reply with the word OK.")
     return "ok", f"{settings.llm_model} at {_host(settings.openai_base_url) or 'OpenAI'} answered"
 

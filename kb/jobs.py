@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 
 from kb.catalog import doc_id_for
 from kb.chunking import chunk_document
-from kb.embedding import Bm25Encoder
+from kb.embedding import Bm25Encoder, EmbeddingUnavailable
 from kb.index import IndexSpec, VectorIndex
 from kb.parsing import detect_type
 from kb.records import Chunk, Document, Job, ParseError, TextRecord
@@ -59,6 +59,9 @@ class JobRunner:
                 outcome, message = self.reindex(progress)
             else:
                 outcome, message = "failed", f"unknown job kind {job.kind!r}"
+        except (OSError, EmbeddingUnavailable) as exc:  # the disk or a service, not the file: say which
+            log.warning("job %s (%s %s) failed: %s", job.id, job.kind, job.name, exc)
+            outcome, message = "failed", str(exc)
         except Exception as exc:  # a job never takes the worker down; the reason is kept
             log.exception("job %s (%s %s) failed", job.id, job.kind, job.name)
             outcome, message = "failed", f"internal error: {type(exc).__name__}: {exc}"

@@ -28,7 +28,7 @@ from kb.jobs import JobRunner, Progress, initial_avg_len
 from kb.records import Answer, Chunk, Document, Feedback, Job, ParsedFile, Passage, TextRecord
 from kb.retrieval import Retriever
 from kb.sandbox import ParseSandbox
-from kb.storage import BlobStore, display_name
+from kb.storage import BlobStore, DataDirError, display_name
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ class KnowledgeBase:
         self.index_store: IndexStore | None = None
         self._index: VectorIndex | None = None
         self.dense: DenseEmbedder | None = None
+        self._dense_tried = False
         self.sparse = Bm25Encoder(avg_len=initial_avg_len(settings.chunk_words))
         self._lease: IO[str] | None = None
         self._answerer: Answerer | None = None
@@ -71,10 +72,12 @@ class KnowledgeBase:
         """Open the serving index (creating an empty one the first time)."""
         if self._index is not None:
             return
-        try:
-            self.dense = make_dense_embedder(self.settings)
-        except EmbeddingUnavailable as exc:
-            self.warnings.append(f"dense embeddings off: {exc}; using keyword search only")
+        if self.dense is None and not self._dense_tried:  # once: a retry after a failed open reuses it
+            self._dense_tried = True
+            try:
+                self.dense = make_dense_embedder(self.settings)
+            except EmbeddingUnavailable as exc:
+                self.warnings.append(f"dense embeddings off: {exc}; using keyword search only")
         store = open_index_store(self.settings)
         try:
             index = store.open_current()
@@ -229,6 +232,8 @@ class KnowledgeBase:
                 with opener() as stream:
                     sha, stored = self.blobs.put_stream(stream)
                 job = Job(**{**job.__dict__, "blob": sha, "size": stored})
+            except DataDirError as exc:  # our side: the data directory is full or read-only
+                job = _refused(job, str(exc))
             except OSError as exc:
                 job = _refused(job, f"cannot read the file: {exc.strerror or exc}")
         return Submitted(self.catalog.enqueue(job), name)

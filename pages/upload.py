@@ -49,10 +49,14 @@ def upload_form(kb: KnowledgeBase) -> None:
     )
     label = f"Add {len(files)} file{'s' if len(files) != 1 else ''} to the knowledge base"
     if st.button(label, type="primary", icon=":material/add:"):
-        submitted = kb.submit_uploads(
-            ((f.name, f, f.size) for f in files), uploader=current_actor().name, from_folder=folder,
-            groups=[g.strip() for g in groups.split(",") if g.strip()],
-        )
+        try:
+            submitted = kb.submit_uploads(
+                ((f.name, f, f.size) for f in files), uploader=current_actor().name, from_folder=folder,
+                groups=[g.strip() for g in groups.split(",") if g.strip()],
+            )
+        except OSError as exc:  # the catalog cannot be written: the data directory is full or read-only
+            st.error(f"The files could not be added: {exc}", icon=":material/error:")
+            return
         st.session_state.setdefault(JOBS_KEY, []).extend(s.job_id for s in submitted)
         st.session_state["uploader_generation"] = generation + 1
         st.rerun()

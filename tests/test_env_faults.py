@@ -162,6 +162,7 @@ def flaky_server(monkeypatch: pytest.MonkeyPatch) -> FlakyQdrant:
     return server
 
 
+@pytest.mark.filterwarnings("ignore:Payload indexes have no effect in the local Qdrant")
 def test_a_qdrant_server_that_is_down_then_back_needs_no_restart(tmp_path: Path, flaky_server: FlakyQdrant):
     url = "http://qdrant.invalid:6333"
     kb = KnowledgeBase(settings_for(tmp_path, qdrant_url=url))
