@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 HOST ?= localhost
 PORT ?= 8501
 
-.PHONY: install run test clean browser
+.PHONY: install run test clean browser ocr
 
 install: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/streamlit run streamlit_app.py --server.address $(HOST) --server.port $(PORT)
 
-test: install browser
+test: install browser ocr
 	$(BIN)/python -m pytest
 
 # Headless Chromium for tests/test_browser.py, from Debian (Playwright cannot download its own browser
@@ -31,6 +31,13 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "note: chromium could not be installed; the browser test will be skipped"
+
+# Tesseract (with English data) reads scanned PDFs (kb/ocr.py), from Debian the same way; without it, scans
+# are reported as "OCR is not enabled" and the OCR tests are skipped.
+ocr:
+	@command -v tesseract >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr >/dev/null; } \
+	  || echo "note: tesseract could not be installed; scanned PDFs will not be read and the OCR tests skipped"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -80,7 +80,7 @@ UNSUPPORTED_NAMES = {
     "application/zip": "zip archive; unpack it and upload the files inside",
     "application/octet-stream": "unrecognised binary file",
 }
-MEDIA_NAMES = {"image": "picture; text in images is not read (OCR is not enabled)", "audio": "audio", "video": "video"}
+MEDIA_NAMES = {"image": "picture; text in pictures is not read", "audio": "audio", "video": "video"}
 KIND_LABELS = {
     "pdf": "PDF", "docx": "Word document", "xlsx": "Excel workbook", "pptx": "PowerPoint file",
     "msg": "Outlook message", "eml": "e-mail", "html": "HTML page", "xml": "XML file", "json": "JSON file",

@@ -4,8 +4,8 @@ pypdfium2 reads page text fast (about 500 pages/s here) without the torch-heavy 
 PDFs. pdfium returns lines, not paragraphs, so the structure is inferred from line lengths, conservatively:
 a line shorter than the page's wrapped lines ends a paragraph when it ends a sentence; a short line without
 final punctuation becomes a heading only when body text follows it. Lines repeated at the top or bottom of
-most pages (running headers, footers, page numbers) are dropped. Pages without a text layer (scans) give
-no elements: this module does not do OCR.
+most pages (running headers, footers, page numbers) are dropped. A PDF without any text layer (a scan) is read
+with OCR (`kb.ocr`) when tesseract is installed; its text is structured the same way.
 """
 
 from __future__ import annotations
@@ -40,12 +40,28 @@ BODY_MIN_WORDS = 8
 def parse_pdf(path: Path) -> ParsedFile:
     """Elements of a PDF's text layer, one or more per page, with 1-based page numbers."""
     pages, title = read_pages(path)
+    elements = document_elements(pages) or scanned_elements(path, len(pages))
+    return ParsedFile(elements=elements, pages=len(pages), title=title)
+
+
+def document_elements(pages: list[list[str]]) -> list[Element]:
+    """The elements of every page's lines, running headers and footers dropped."""
     pages = drop_running_lines(pages)
     width = typical_line_length([line for lines in pages for line in lines])
-    elements = [element for number, lines in enumerate(pages, 1) for element in page_elements(lines, number, width)]
-    if not elements:
+    return [element for number, lines in enumerate(pages, 1) for element in page_elements(lines, number, width)]
+
+
+def scanned_elements(path: Path, page_count: int) -> list[Element]:
+    """The elements OCR reads in a PDF without a text layer. Raises ParseError when there is none either."""
+    from kb import ocr  # kb.ocr uses this module's PDFIUM_LOCK: imported here, not at the top, to avoid a cycle
+
+    if not ocr.ocr_available():
         raise ParseError("no text found (scanned image; OCR is not enabled)")
-    return ParsedFile(elements=elements, pages=len(pages), title=title)
+    texts = ocr.ocr_pdf_pages(path, range(page_count))
+    elements = document_elements([page_lines(text) for text in texts])
+    if not elements:
+        raise ParseError("no text found (scanned image; OCR found no text)")
+    return elements
 
 
 def read_pages(path: Path) -> tuple[list[list[str]], str | None]:

@@ -281,11 +281,6 @@ def test_pdf_bullets_become_list_items(tmp_path: Path) -> None:
 # --- what can go wrong --------------------------------------------------------------------------------------
 
 
-def test_pdf_without_text_layer(tmp_path: Path) -> None:
-    with pytest.raises(ParseError, match=r"^no text found \(scanned image; OCR is not enabled\)$"):
-        parse_file(write(tmp_path, "scan.pdf", make_pdf([[], []])))
-
-
 def test_encrypted_pdf(tmp_path: Path) -> None:
     import pypdf
 
