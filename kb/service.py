@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, BinaryIO, Callable, Iterable, Iterator, Sequence
 
@@ -231,7 +231,7 @@ class KnowledgeBase:
             try:
                 with opener() as stream:
                     sha, stored = self.blobs.put_stream(stream)
-                job = Job(**{**job.__dict__, "blob": sha, "size": stored})
+                job = replace(job, blob=sha, size=stored)
             except DataDirError as exc:  # our side: the data directory is full or read-only
                 job = _refused(job, str(exc))
             except OSError as exc:
@@ -307,7 +307,7 @@ class KnowledgeBase:
                     time.sleep(poll_s)
 
     def parse(self, path: Path, name: str) -> ParsedFile:
-        """Parse a stored original in a child process bounded in time and memory (hostile files exist)."""
+        """Parse a stored original in the helper process, bounded in time and memory (hostile files exist)."""
         return self.sandbox.parse(path, name, self.max_bytes)
 
     def load_records(self, records: Iterable[TextRecord], progress: Progress | None = None) -> tuple[int, int]:
@@ -427,7 +427,7 @@ class KnowledgeBase:
 
 
 def _refused(job: Job, reason: str) -> Job:
-    return Job(**{**job.__dict__, "outcome": "failed", "message": reason})
+    return replace(job, outcome="failed", message=reason)
 
 
 def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str]]:
