@@ -72,18 +72,16 @@ class JobRunner:
     def ingest(self, job: Job) -> tuple[str, str]:
         kb = self.kb
         doc_id = doc_id_for(job.name)
+        draft = Document(
+            doc_id=doc_id, name=job.name, version=0, status="failed", sha256=job.blob,
+            size=job.size, uploader=job.uploader, groups=job.groups,
+        )
         if job.outcome == "failed":  # refused before it was stored (e.g. over the size limit)
-            draft = Document(doc_id=doc_id, name=job.name, version=0, status="failed", size=job.size,
-                             uploader=job.uploader, groups=job.groups)
             kb.catalog.record_failure(draft, job.message)
             return "failed", job.message
         existing = kb.catalog.document(doc_id)
         if existing and existing.status == "ok" and existing.sha256 == job.blob:
             return "unchanged", f"already indexed (version {existing.version})"
-        draft = Document(
-            doc_id=doc_id, name=job.name, version=0, status="failed", sha256=job.blob,
-            size=job.size, uploader=job.uploader, groups=job.groups,
-        )
         try:
             path = kb.blobs.path(job.blob)
             draft = replace(draft, kind=detect_type(path, job.name))
