@@ -39,14 +39,15 @@ def handbook_paragraphs(min_words: int = 25) -> list[str]:
     return paragraphs
 
 
-def synthetic_texts(count: int, paragraphs: list[str], seed: int = 7) -> list[str]:
-    """`count` passages of roughly 150-300 words: two or three handbook paragraphs each, so no two repeat."""
+def synthetic_passages(count: int, paragraphs: list[str], seed: int = 7) -> list[tuple[str, list[int]]]:
+    """`count` passages of roughly 150-300 words: two or three handbook paragraphs each, so no two repeat,
+    with the positions of the paragraphs they were made of."""
     rng = random.Random(seed)
-    texts = []
+    passages = []
     for _ in range(count):
-        parts = rng.sample(paragraphs, rng.choice((2, 3)))
-        texts.append(" ".join(parts)[:2000])
-    return texts
+        parts = rng.sample(range(len(paragraphs)), rng.choice((2, 3)))
+        passages.append((" ".join(paragraphs[i] for i in parts)[:2000], parts))
+    return passages
 
 
 def handbook_queries(paragraphs: list[str], count: int = 200, seed: int = 11) -> list[str]:

@@ -39,6 +39,7 @@ class Settings:
     parse_memory_mb: int = 2048  # KB_PARSE_MEMORY_MB: address-space cap of the process parsing one file
     chunk_words: int = 300  # KB_CHUNK_WORDS: target words per chunk (200-400 by default)
     top_k: int = 5  # KB_TOP_K: passages given to the answerer
+    optimize_after: int = 10_000  # KB_OPTIMIZE_AFTER: chunks written before the embedded index is optimized again
     min_relevance: float = 0.5  # KB_MIN_RELEVANCE: share of the question's terms a passage must hold
     timeout_s: float = 30.0  # KB_TIMEOUT: seconds for every network call
     admin_password: str = field(default="", repr=False)  # KB_ADMIN_PASSWORD or [admin] password
@@ -81,6 +82,7 @@ ENV_NAMES: dict[str, str] = {
     "KB_PARSE_MEMORY_MB": "parse_memory_mb",
     "KB_CHUNK_WORDS": "chunk_words",
     "KB_TOP_K": "top_k",
+    "KB_OPTIMIZE_AFTER": "optimize_after",
     "KB_MIN_RELEVANCE": "min_relevance",
     "KB_TIMEOUT": "timeout_s",
     "KB_ADMIN_PASSWORD": "admin_password",

@@ -160,7 +160,7 @@ class ServerIndex:
         everything = models.FilterSelector(filter=models.Filter(must=[_document(doc_id)]))
         self._request(lambda: self._client.delete(self.collection, everything))
 
-    def search(self, query: Query, limit: int, flt: SearchFilter | None = None) -> list[tuple[Chunk, float]]:
+    def search_ids(self, query: Query, limit: int, flt: SearchFilter | None = None) -> list[tuple[str, float]]:
         name = query_vector_name(self.spec, query, flt)
         if name is None:
             return []
@@ -170,13 +170,23 @@ class ServerIndex:
         result = self._request(
             lambda: self._client.query_points(
                 self.collection, query=vector, using=name, query_filter=_server_filter(flt), limit=limit,
-                with_payload=True,
+                with_payload=False,
             )
         )
-        return [(chunk_from_payload(p.payload or {}), p.score) for p in result.points]
+        return [(str(p.id), p.score) for p in result.points]
+
+    def fetch(self, point_ids: list[str]) -> dict[str, Chunk]:
+        if not point_ids:
+            return {}
+        records = self._request(lambda: self._client.retrieve(self.collection, point_ids, with_payload=True))
+        return {str(r.id): chunk_from_payload(r.payload or {}) for r in records}
 
     def count(self) -> int:
         return self._request(lambda: self._client.count(self.collection, exact=True)).count
+
+    @property
+    def unoptimized(self) -> int:
+        return 0  # the server runs its optimizers by itself
 
     def document_versions(self) -> dict[str, set[int]]:
         return versions_by_document(self._payloads(["doc_id", "version"]))
@@ -273,6 +283,12 @@ class ServerIndexStore:
     def discard(self, index: VectorIndex) -> None:
         assert isinstance(index, ServerIndex)
         self._request(lambda: self.client.delete_collection(index.collection))
+
+    def optimize(self, index: VectorIndex) -> VectorIndex:
+        return index  # the server builds its indexes in the background as points arrive
+
+    def compact(self, index: VectorIndex) -> None:
+        return None
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from statistics import fmean
@@ -154,6 +155,7 @@ class JobRunner:
 
         new_index = self._build_index([(doc.version, chunks) for doc, chunks, _ in rebuilt], indexed)
         kb.swap_index(new_index)
+        kb.catalog.set_meta("last_reindex", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         for doc, chunks, pages in rebuilt:
             kb.catalog.update_counts(doc.doc_id, pages, len(chunks))
         chunk_total = sum(len(c) for _, c, _ in rebuilt)
@@ -184,10 +186,10 @@ class JobRunner:
                     new_index.replace_document(chunks[0].doc_id, version, [next(items) for _ in chunks])
                 if indexed:
                     indexed(len(batch))
+            return kb.index_store.optimize(new_index)
         except BaseException:
             kb.index_store.discard(new_index)
             raise
-        return new_index
 
     def _corpus_avg_len(self, documents: list[list[Chunk]]) -> float:
         counter = self.kb.sparse

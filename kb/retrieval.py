@@ -10,7 +10,8 @@ replaced, chunks of its old version can still sit in the index; they are dropped
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Callable, Literal
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Callable, Literal, TypeVar
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -65,10 +66,13 @@ class Retriever:
             return []
         index, limit = self._index(), k + SUPERSEDED_HEADROOM
         if dense is None:
-            hits = index.search(sparse, limit, flt)
+            ranked = index.search_ids(sparse, limit, flt)
         else:
             depth = max(limit, MIN_CANDIDATES)
-            hits = fuse(index.search(sparse, depth, flt), index.search(dense, depth, flt), self._dense_weight)[:limit]
+            by_words, by_meaning = index.search_ids(sparse, depth, flt), index.search_ids(dense, depth, flt)
+            ranked = fuse(by_words, by_meaning, self._dense_weight)[:limit]
+        chunks = index.fetch([pid for pid, _ in ranked])  # only the winners' texts are read
+        hits = [(chunks[pid], score) for pid, score in ranked if pid in chunks]
         if self._is_current is not None and hits:
             current = self._is_current([chunk for chunk, _ in hits])
             hits = [hit for hit, keep in zip(hits, current) if keep]
@@ -85,33 +89,31 @@ class Retriever:
             return None
 
 
-def fuse(
-    keyword: list[tuple[Chunk, float]], dense: list[tuple[Chunk, float]], dense_weight: float
-) -> list[tuple[Chunk, float]]:
+Key = TypeVar("Key", bound=Hashable)
+
+
+def fuse(keyword: list[tuple[Key, float]], dense: list[tuple[Key, float]], dense_weight: float) -> list[tuple[Key, float]]:
     """Hybrid ranking: (1 - w) * keyword score + w * dense score, each min-max normalised over its own list.
 
-    A chunk absent from one list gets 0 from it. Measured against reciprocal rank fusion (what Qdrant
+    A point absent from one list gets 0 from it. Measured against reciprocal rank fusion (what Qdrant
     offers; its weights barely move a ranking at k=60): on SciFact with all-MiniLM-L6-v2, nDCG@10 0.733
     against 0.711, and the weight really weighs, so a weak model can be given little say (docs/benchmarks.md).
     """
     weight = min(max(dense_weight, 0.0), 1.0)
-    scores: dict[str, float] = {}
-    chunks: dict[str, Chunk] = {}
+    scores: dict[Key, float] = {}
     for hits, share in ((keyword, 1.0 - weight), (dense, weight)):
-        for chunk, score in _normalised(hits):
-            chunks[chunk.chunk_id] = chunk
-            scores[chunk.chunk_id] = scores.get(chunk.chunk_id, 0.0) + share * score
-    ranked = sorted(scores, key=scores.__getitem__, reverse=True)
-    return [(chunks[chunk_id], scores[chunk_id]) for chunk_id in ranked]
+        for key, score in _normalised(hits):
+            scores[key] = scores.get(key, 0.0) + share * score
+    return sorted(scores.items(), key=lambda item: item[1], reverse=True)
 
 
-def _normalised(hits: list[tuple[Chunk, float]]) -> list[tuple[Chunk, float]]:
+def _normalised(hits: list[tuple[Key, float]]) -> list[tuple[Key, float]]:
     """Scores mapped onto 0..1 (best 1, last 0); all 1 when they are equal."""
     if not hits:
         return []
     high, low = max(score for _, score in hits), min(score for _, score in hits)
     span = high - low
-    return [(chunk, (score - low) / span if span else 1.0) for chunk, score in hits]
+    return [(key, (score - low) / span if span else 1.0) for key, score in hits]
 
 
 class KBRetriever(BaseRetriever):

@@ -125,7 +125,6 @@ class KnowledgeBase:
         old, self._index = self._index, new_index
         self.sparse = Bm25Encoder(avg_len=new_index.spec.bm25_avg_len)
         self._answerer = None
-        self.catalog.set_meta("last_reindex", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         if old is not None and old is not new_index:
             # Searches that picked up the old index a moment ago must be able to finish on it.
             timer = threading.Timer(RETIRED_INDEX_GRACE_S, old.close)
@@ -282,7 +281,26 @@ class KnowledgeBase:
             worked += 1
             if on_done:
                 on_done(self.catalog.jobs([job.id])[0])
+        if worked:
+            self.optimize_if_due()
         return worked
+
+    def optimize_if_due(self) -> bool:
+        """Swap in an optimized copy of the index once KB_OPTIMIZE_AFTER chunks were written since it was
+        last optimized: new chunks sit in a segment searched by brute force, slower as it grows. Runs in
+        the queue's worker, so no job writes meanwhile; chat keeps searching the serving index."""
+        index = self._index
+        if index is None or self.index_store is None or index.unoptimized < self.settings.optimize_after:
+            return False
+        try:
+            compacted = self.index_store.compact(index)
+        except Exception as exc:  # a full disk, say: the serving index is untouched and still complete
+            log.warning("could not optimize the index: %s", exc)
+            return False
+        if compacted is None:
+            return False
+        self.swap_index(compacted)
+        return True
 
     def _tracked(self, job_id: int, progress: Progress | None) -> Progress:
         def report(done: int, total: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +28,7 @@ from kb.index import (
     open_index_store,
     point_id,
 )
+from kb.index import search as search_chunks
 from kb.index_server import ServerIndexStore
 from kb.records import Chunk
 
@@ -55,7 +57,7 @@ def item(c: Chunk, dense: list[float] | None = None) -> IndexedChunk:
 
 def search(index, query: str, limit: int = 10, flt: SearchFilter | None = None, dense: list[float] | None = None):
     """By keywords, or by meaning when a dense query vector is given (the query text is then unused)."""
-    return index.search(BM25.encode_query(query) if dense is None else dense, limit, flt)
+    return search_chunks(index, BM25.encode_query(query) if dense is None else dense, limit, flt)
 
 
 def texts(results) -> list[str]:
@@ -229,7 +231,7 @@ def test_dense_search_finds_by_meaning_what_keywords_miss_with_cosine_scores(mak
 def test_a_dense_query_on_a_keyword_only_index_finds_nothing(make_index):
     index = make_index()
     index.replace_document("a", 1, [item(chunk("a", 1, 0, "annual holiday allowance"))])
-    assert index.search([1.0, 0.0, 0.0], 5) == []
+    assert index.search_ids([1.0, 0.0, 0.0], 5) == []
     assert texts(search(index, "holiday")) == ["annual holiday allowance"]
 
 
@@ -340,6 +342,59 @@ def test_edge_generation_open_elsewhere_is_locked(tmp_path):
     reopened = EdgeIndexStore(tmp_path / "index").open_current()
     assert reopened.spec == KEYWORD
     reopened.close()
+
+
+def _fill(index, documents: int = 30) -> None:
+    for d in range(documents):
+        doc = f"doc{d}"
+        index.replace_document(doc, 1, [item(chunk(doc, 1, 0, f"policy {d} leave travel"), [1.0, d / documents, 0.5])])
+
+
+def test_edge_optimize_keeps_every_point_and_the_rankings(tmp_path):
+    store = EdgeIndexStore(tmp_path / "index")
+    index = store.create(HAND_MADE)
+    _fill(index)
+    assert index.unoptimized == 30
+    by_words = [(c.chunk_id, s) for c, s in search(index, "policy 7 leave")]
+    by_meaning = [c.chunk_id for c, _ in search(index, "", dense=[1.0, 0.2, 0.5])]
+    optimized = store.optimize(index)
+    assert optimized.unoptimized == 0
+    assert optimized.count() == 30
+    assert [(c.chunk_id, s) for c, s in search(optimized, "policy 7 leave")] == by_words
+    assert [c.chunk_id for c, _ in search(optimized, "", dense=[1.0, 0.2, 0.5])] == by_meaning
+    store.promote(optimized)
+    optimized.replace_document("new", 1, [item(chunk("new", 1, 0, "new words"), [0.0, 1.0, 0.0])])
+    optimized.close()
+    reopened = store.open_current()
+    assert reopened.unoptimized == 1  # the count since the last optimize outlives the process
+    reopened.close()
+
+
+def test_edge_optimize_that_fails_leaves_the_generation_whole(tmp_path, monkeypatch, caplog):
+    store = EdgeIndexStore(tmp_path / "index")
+    index = store.create(KEYWORD)
+    _fill(index)
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # the optimizer's child process exits with 1
+    after = store.optimize(index)
+    assert "optimizing" in caplog.text and "failed" in caplog.text
+    assert after.count() == 30 and after.unoptimized == 30  # complete, and still due for optimizing
+    after.close()
+
+
+def test_edge_compact_copies_the_serving_generation_into_a_new_one(tmp_path):
+    store = EdgeIndexStore(tmp_path / "index")
+    serving = store.create(HAND_MADE)
+    _fill(serving)
+    store.promote(serving)
+    copy = store.compact(serving)
+    assert copy.generation != serving.generation and copy.unoptimized == 0
+    assert copy.document_versions() == serving.document_versions()
+    assert search(serving, "policy 3")[0][0].chunk_id == "doc3:1:0"  # the original still serves meanwhile
+    store.promote(copy)
+    serving.close()
+    assert not serving.path.exists()
+    assert search(copy, "policy 3")[0][0].chunk_id == "doc3:1:0"
+    copy.close()
 
 
 def test_edge_index_serves_concurrent_readers_and_a_writer(tmp_path):

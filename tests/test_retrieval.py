@@ -5,7 +5,7 @@ from langchain_core.runnables import RunnableParallel, RunnablePassthrough
 from kb.embedding import Bm25Encoder
 from kb.index import SearchFilter
 from kb.records import Chunk, SparseVector
-from kb.retrieval import KBRetriever, Retriever, fuse, passages_from_documents
+from kb.retrieval import SUPERSEDED_HEADROOM, KBRetriever, Retriever, fuse, passages_from_documents
 
 
 def chunk(doc_id: str, version: int, seq: int, text: str = "Annual leave is requested in the HR portal.") -> Chunk:
@@ -21,12 +21,18 @@ class FakeIndex:
     def __init__(self, hits: list[tuple[Chunk, float]], dense_hits: list[tuple[Chunk, float]] | None = None):
         self.hits = hits
         self.dense_hits = dense_hits or []
+        self.chunks = {c.chunk_id: c for c, _ in self.hits + self.dense_hits}
         self.calls: list[dict] = []
+        self.fetched: list[str] = []
 
-    def search(self, query: SparseVector | list[float], limit: int,
-               flt: SearchFilter | None = None) -> list[tuple[Chunk, float]]:
+    def search_ids(self, query: SparseVector | list[float], limit: int,
+                   flt: SearchFilter | None = None) -> list[tuple[str, float]]:
         self.calls.append({"query": query, "limit": limit, "flt": flt})
-        return (self.hits if isinstance(query, SparseVector) else self.dense_hits)[:limit]
+        return [(c.chunk_id, s) for c, s in (self.hits if isinstance(query, SparseVector) else self.dense_hits)[:limit]]
+
+    def fetch(self, point_ids: list[str]) -> dict[str, Chunk]:
+        self.fetched += point_ids
+        return {pid: self.chunks[pid] for pid in point_ids}
 
 
 class FakeDense:
@@ -80,6 +86,19 @@ def test_hybrid_mode_searches_by_keywords_and_by_meaning_and_fuses_them():
     assert keywords["flt"] == meaning["flt"] == flt and keywords["limit"] >= 50  # depth before fusion
     # normalised: leave 1 + 0, sick 0 + 0.875, pension 0 (absent from keywords) + 1, halved
     assert [(p.chunk.doc_id, round(p.score, 4)) for p in passages] == [("leave", 0.5), ("pension", 0.5), ("sick", 0.4375)]
+
+
+def test_hybrid_mode_reads_only_the_texts_of_the_fused_winners():
+    keyword = [(chunk(f"k{i}", 1, 0), 100.0 - i) for i in range(60)]
+    dense = [(chunk(f"d{i}", 1, 0), 1.0 - i / 100) for i in range(60)]
+    index = FakeIndex(keyword, dense_hits=dense)
+    retriever = Retriever(lambda: index, Bm25Encoder(), dense=FakeDense(), dense_weight=0.5)
+
+    passages = retriever.search("annual leave", k=3)
+
+    assert [call["limit"] for call in index.calls] == [50, 50]  # 100 candidates found...
+    assert len(index.fetched) == 3 + SUPERSEDED_HEADROOM  # ...and only the best read
+    assert [p.chunk.doc_id for p in passages] == ["k0", "d0", "k1"]
 
 
 def test_the_dense_weight_moves_the_ranking_from_keywords_to_meaning():

@@ -212,3 +212,19 @@ def test_hybrid_search_with_a_dense_model_and_mismatch_reported(tmp_path: Path):
         assert keyword_only.search("annual leave request", actor=LOCAL_ADMIN)[0].chunk.source == "leave.md"
     finally:
         keyword_only.close()
+
+
+def test_the_index_is_optimized_on_a_copy_once_enough_chunks_were_added(tmp_path: Path):
+    settings = load_settings(env={"KB_OPTIMIZE_AFTER": "2"}, secrets_file=tmp_path / "none.toml", data_dir=tmp_path / "data")
+    kb = KnowledgeBase(settings)
+    assert kb.take_queue()
+    ingest(kb, write(tmp_path, "leave.md", LEAVE))
+    first = kb.index
+    assert first.unoptimized < 2  # below the threshold: left alone
+    ingest(kb, write(tmp_path, "travel.md", TRAVEL))
+    assert kb.index is not first and kb.index.unoptimized == 0  # an optimized copy serves now
+    assert kb.index.count() == first.count()
+    assert kb.search("receipts reimbursed", actor=LOCAL_ADMIN)[0].chunk.source == "travel.md"
+    assert not kb.catalog.get_meta("last_reindex")  # optimizing is not a re-index
+    kb.close()
+    assert [p.name for p in (tmp_path / "data" / "index").glob("gen-*")] == [kb.index_store.describe()["generation"]]
