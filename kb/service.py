@@ -430,6 +430,7 @@ class KnowledgeBase:
             "documents": sum(1 for d in docs if d.status == "ok"),
             "failed_documents": sum(1 for d in docs if d.status == "failed"),
             "chunks": index.count(),
+            "unoptimized_chunks": index.unoptimized,
             "catalog_chunks": sum(d.chunks for d in docs if d.status == "ok"),
             "pages": sum(d.pages or 0 for d in docs if d.status == "ok"),
             "originals_bytes": self.blobs.size_bytes(),

@@ -70,6 +70,7 @@ def statistics(kb: KnowledgeBase) -> None:
             {"setting": "answers", "value": numbers["answer_mode"]},
             {"setting": "index", "value": " ".join(str(v) for k, v in index.items() if k != "size_bytes")},
             {"setting": "last re-index", "value": numbers["last_reindex"] or "never"},
+            {"setting": "chunks added since the index was optimized", "value": str(numbers["unoptimized_chunks"])},
             {"setting": "jobs waiting", "value": str(numbers["queued_jobs"])},
         ],
         hide_index=True, width="stretch",
