@@ -8,6 +8,7 @@ from kb.auth import LOCAL_ADMIN
 from kb.catalog import doc_id_for
 from kb.config import load_settings
 from kb.service import KnowledgeBase
+from kb.storage import DataDirError
 
 LEAVE = """# Leave policy
 
@@ -145,6 +146,7 @@ def test_reindex_rebuilds_from_originals_and_swaps(kb: KnowledgeBase, tmp_path: 
     kb.work_queue()
     assert kb.index is not old_index
     assert kb.index.count() == before
+    assert kb.index.unoptimized == 0  # optimized before it was swapped in
     assert kb.catalog.get_meta("last_reindex")
     assert kb.search("receipts reimbursed", actor=LOCAL_ADMIN)[0].chunk.source == "travel.md"
 
@@ -228,3 +230,20 @@ def test_the_index_is_optimized_on_a_copy_once_enough_chunks_were_added(tmp_path
     assert not kb.catalog.get_meta("last_reindex")  # optimizing is not a re-index
     kb.close()
     assert [p.name for p in (tmp_path / "data" / "index").glob("gen-*")] == [kb.index_store.describe()["generation"]]
+
+
+def test_an_optimize_that_cannot_run_leaves_the_serving_index_alone(tmp_path: Path, monkeypatch, caplog):
+    settings = load_settings(env={"KB_OPTIMIZE_AFTER": "1"}, secrets_file=tmp_path / "none.toml", data_dir=tmp_path / "data")
+    kb = KnowledgeBase(settings)
+    assert kb.take_queue()
+
+    def no_room(index):
+        raise DataDirError("the disk under the data directory is full")
+
+    monkeypatch.setattr(kb.index_store, "compact", no_room)
+    outcome = ingest(kb, write(tmp_path, "travel.md", TRAVEL))
+    assert list(outcome.values())[0][0] == "ok"
+    assert "could not optimize the index: the disk under the data directory is full" in caplog.text
+    assert kb.index.unoptimized > 0  # still due: the next ingest tries again
+    assert kb.search("receipts reimbursed", actor=LOCAL_ADMIN)[0].chunk.source == "travel.md"
+    kb.close()
