@@ -164,11 +164,15 @@ def query_vector_name(spec: IndexSpec, query: Query, flt: SearchFilter | None) -
     return DENSE if spec.dense_dim else None
 
 
+def with_chunks(index: VectorIndex, ranked: list[tuple[str, float]]) -> list[tuple[Chunk, float]]:
+    """(point id, score) pairs turned into (chunk, score) in the same order; points gone meanwhile are left out."""
+    chunks = index.fetch([pid for pid, _ in ranked])
+    return [(chunks[pid], score) for pid, score in ranked if pid in chunks]
+
+
 def search(index: VectorIndex, query: Query, limit: int, flt: SearchFilter | None = None) -> list[tuple[Chunk, float]]:
     """The chunks nearest one query vector, with their raw scores (see VectorIndex.search_ids)."""
-    hits = index.search_ids(query, limit, flt)
-    chunks = index.fetch([pid for pid, _ in hits])
-    return [(chunks[pid], score) for pid, score in hits if pid in chunks]
+    return with_chunks(index, index.search_ids(query, limit, flt))
 
 
 def versions_by_document(payloads: Iterable[dict[str, Any]]) -> dict[str, set[int]]:

@@ -17,7 +17,7 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
-from kb.index import SearchFilter
+from kb.index import SearchFilter, with_chunks
 from kb.records import Chunk, Passage, SparseVector
 
 if TYPE_CHECKING:
@@ -71,8 +71,7 @@ class Retriever:
             depth = max(limit, MIN_CANDIDATES)
             by_words, by_meaning = index.search_ids(sparse, depth, flt), index.search_ids(dense, depth, flt)
             ranked = fuse(by_words, by_meaning, self._dense_weight)[:limit]
-        chunks = index.fetch([pid for pid, _ in ranked])  # only the winners' texts are read
-        hits = [(chunks[pid], score) for pid, score in ranked if pid in chunks]
+        hits = with_chunks(index, ranked)  # only the winners' texts are read
         if self._is_current is not None and hits:
             current = self._is_current([chunk for chunk, _ in hits])
             hits = [hit for hit, keep in zip(hits, current) if keep]
