@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kb.config import Settings
@@ -46,6 +50,50 @@ def password_matches(given: str, settings: Settings) -> bool:
 def _digest(text: str) -> bytes:
     """Comparing fixed-size digests keeps the time independent of both lengths, not only the contents."""
     return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+class TooManyAttempts(NotAuthorized):
+    """Wrong admin passwords in a row: the next attempt must wait `wait_s` seconds."""
+
+    def __init__(self, wait_s: float):
+        super().__init__(f"Too many wrong passwords: try again in {math.ceil(wait_s)} s.")
+        self.wait_s = wait_s
+
+
+class PasswordGuard:
+    """Slows down guessing the admin password: after FREE_ATTEMPTS wrong passwords in a row, each
+    attempt must come 2, 4, 8 ... (at most MAX_WAIT_S) seconds after the last wrong one; a right one
+    resets it. One guard per process, for every session: the app cannot tell clients apart reliably
+    (behind a proxy they share an address), and the worst a guesser does to the real admin is a wait
+    of a minute (the command line needs no password)."""
+
+    FREE_ATTEMPTS = 5
+    MAX_WAIT_S = 60.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._failures = 0
+        self._last_failure = 0.0
+        self._lock = threading.Lock()
+
+    def check(self, given: str, settings: Settings) -> bool:
+        """Whether `given` is the admin password; raises TooManyAttempts instead of comparing while locked."""
+        with self._lock:
+            wait = self._wait_left()
+            if wait > 0:
+                raise TooManyAttempts(wait)
+            if password_matches(given, settings):
+                self._failures = 0
+                return True
+            self._failures += 1
+            self._last_failure = self._clock()
+            return False
+
+    def _wait_left(self) -> float:
+        beyond = self._failures - self.FREE_ATTEMPTS
+        if beyond < 0:
+            return 0.0
+        return self._last_failure + min(2.0 ** (beyond + 1), self.MAX_WAIT_S) - self._clock()
 
 
 def email_is_admin(email: str, settings: Settings) -> bool:

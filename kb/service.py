@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from kb.answering import Answerer, AnswerEvent, build_llm
-from kb.auth import Actor, may_see, require_admin, visible_groups
+from kb.auth import Actor, PasswordGuard, may_see, require_admin, visible_groups
 from kb.catalog import SqliteCatalog, doc_id_for
 from kb.config import Settings
 from kb.embedding import Bm25Encoder, DenseEmbedder, EmbeddingUnavailable, make_dense_embedder
@@ -55,6 +55,7 @@ class KnowledgeBase:
         self.blobs = BlobStore(settings.data_dir / "originals")
         self.max_bytes = int(settings.max_file_mb * 1024 * 1024)
         self.warnings: list[str] = []
+        self.password_guard = PasswordGuard()  # the app's admin sign-in, shared by every session
         self.index_store: IndexStore | None = None
         self._index: VectorIndex | None = None
         self.dense: DenseEmbedder | None = None

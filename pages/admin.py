@@ -11,7 +11,7 @@ import time
 
 import streamlit as st
 
-from kb.auth import Actor, NotAuthorized, is_admin, password_matches
+from kb.auth import Actor, NotAuthorized, TooManyAttempts, is_admin
 from kb.highlight import markdown_literal
 from kb.service import KnowledgeBase
 from pages.common import (
@@ -49,7 +49,12 @@ def sign_in(kb: KnowledgeBase, actor: Actor, oidc: bool) -> None:
         with st.form("unlock"):
             given = st.text_input("Admin password", type="password")
             if st.form_submit_button("Unlock", icon=":material/lock_open:"):
-                if password_matches(given, settings):
+                try:
+                    right = kb.password_guard.check(given, settings)
+                except TooManyAttempts as exc:
+                    st.error(str(exc), icon=":material/timer:")
+                    return
+                if right:
                     st.session_state[ADMIN_PASSWORD_KEY] = given
                     st.rerun()
                 st.error("Wrong password.", icon=":material/error:")

@@ -8,7 +8,7 @@ import pytest
 from app_helpers import (
     LEAVE, TRAVEL, add_documents, app_environment, knowledge_base, new_app, plain, restart, wait_for_jobs,
 )
-from kb.auth import LOCAL_ADMIN, Actor
+from kb.auth import LOCAL_ADMIN, Actor, PasswordGuard
 from kb.records import Answer
 
 PASSWORD = "correct horse battery staple"
@@ -52,6 +52,24 @@ def test_locked_page_asks_for_the_password_and_refuses_a_wrong_one():
     app.button[0].click().run()
     assert [e.value for e in app.error] == ["Wrong password."]
     assert not app.tabs and not app.dataframe and "admin_password" not in app.session_state
+
+
+def test_guessing_the_password_is_slowed_down_for_every_session():
+    knowledge_base().password_guard = PasswordGuard()  # no wrong guesses left over from other tests
+    try:
+        for _ in range(PasswordGuard.FREE_ATTEMPTS):
+            app = new_app("pages/admin.py")
+            app.text_input[0].set_value("guess")
+            app.button[0].click().run()
+            assert [e.value for e in app.error] == ["Wrong password."]
+        app = new_app("pages/admin.py")  # a new session: the guard is the server's, not the browser's
+        app.text_input[0].set_value(PASSWORD)
+        app.button[0].click().run()
+        [refused] = app.error
+        assert refused.value.startswith("Too many wrong passwords: try again in")
+        assert not app.tabs and "admin_password" not in app.session_state
+    finally:
+        knowledge_base().password_guard = PasswordGuard()
 
 
 def test_unlocked_page_shows_statistics_health_and_the_feedback_log():

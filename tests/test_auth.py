@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kb.auth import LOCAL_ADMIN, Actor, NotAuthorized, is_admin, password_matches, require_admin
+from kb.auth import (
+    LOCAL_ADMIN, Actor, NotAuthorized, PasswordGuard, TooManyAttempts, is_admin, password_matches, require_admin,
+)
 from kb.config import load_settings
 from kb.service import KnowledgeBase
 
@@ -20,6 +22,31 @@ def test_password_comparison(tmp_path: Path):
     assert password_matches("s3cret-pass", configured)
     assert not password_matches("s3cret-pas", configured) and not password_matches("", configured)
     assert not password_matches("", settings(tmp_path))  # no password configured: nothing matches
+
+
+def test_wrong_passwords_in_a_row_make_the_next_attempts_wait_longer(tmp_path: Path):
+    configured = settings(tmp_path, KB_ADMIN_PASSWORD="s3cret-pass")
+    now = [1000.0]
+    guard = PasswordGuard(clock=lambda: now[0])
+    for _ in range(PasswordGuard.FREE_ATTEMPTS):
+        assert guard.check("guess", configured) is False
+    with pytest.raises(TooManyAttempts, match="try again in 2 s") as refused:
+        guard.check("s3cret-pass", configured)  # even the right one waits: nothing is compared while locked
+    assert refused.value.wait_s == 2.0
+    now[0] += 2.0
+    assert guard.check("guess", configured) is False  # the sixth wrong one: the next waits 4 s
+    now[0] += 3.0
+    with pytest.raises(TooManyAttempts, match="try again in 1 s"):
+        guard.check("s3cret-pass", configured)
+    now[0] += 1.0
+    assert guard.check("s3cret-pass", configured) is True  # right: the count starts again
+    assert guard.check("guess", configured) is False  # a first wrong one again, no wait
+    for _ in range(20):
+        now[0] += PasswordGuard.MAX_WAIT_S
+        guard.check("guess", configured)
+    with pytest.raises(TooManyAttempts) as capped:
+        guard.check("guess", configured)
+    assert capped.value.wait_s == PasswordGuard.MAX_WAIT_S  # the wait stops growing at a minute
 
 
 def test_admin_emails_from_the_environment_or_the_secrets_file(tmp_path: Path):
