@@ -43,6 +43,7 @@ class IndexSpec:
     dense_model: str | None  # DenseEmbedder.model_id, or None for keyword only
     dense_dim: int | None
     bm25_avg_len: float
+    chunk_words: int | None = None  # KB_CHUNK_WORDS its chunks were cut to (None: built before it was recorded)
 
 
 Query = SparseVector | list[float]  # BM25 terms, or a dense embedding

@@ -177,6 +177,7 @@ class JobRunner:
             dense_model=kb.dense.model_id if kb.dense else None,
             dense_dim=kb.dense.dim if kb.dense else None,
             bm25_avg_len=sparse.avg_len,
+            chunk_words=kb.settings.chunk_words,
         )
         new_index = kb.index_store.create(spec)
         try:

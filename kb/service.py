@@ -55,6 +55,7 @@ class KnowledgeBase:
         self.blobs = BlobStore(settings.data_dir / "originals")
         self.max_bytes = int(settings.max_file_mb * 1024 * 1024)
         self.warnings: list[str] = []
+        self._spec_warnings: list[str] = []  # the part of `warnings` about the serving index (see _check_spec)
         self.password_guard = PasswordGuard()  # the app's admin sign-in, shared by every session
         self.index_store: IndexStore | None = None
         self._index: VectorIndex | None = None
@@ -89,18 +90,33 @@ class KnowledgeBase:
             store.promote(index)
         self.index_store, self._index = store, index
         self.sparse = Bm25Encoder(avg_len=index.spec.bm25_avg_len)
+        self._check_spec()
+
+    def _check_spec(self) -> None:
+        """Warn where the serving index was built differently from the configuration; the warnings are
+        replaced whenever the index is (a re-index resolves them)."""
+        index, settings = self.index, self.settings
+        found = []
         if self._dense_mismatch():
-            self.warnings.append(
+            found.append(
                 f"the index was built with dense model {index.spec.dense_model or 'none'} but "
                 f"{self.dense.model_id if self.dense else 'none'} is configured: searching by keywords "
                 "only until `kb reindex` rebuilds it"
             )
+        if index.spec.chunk_words is not None and index.spec.chunk_words != settings.chunk_words:
+            found.append(
+                f"the index holds chunks of about {index.spec.chunk_words} words but KB_CHUNK_WORDS is "
+                f"{settings.chunk_words}: new uploads use {settings.chunk_words}; re-index to apply it to all"
+            )
+        self.warnings = [w for w in self.warnings if w not in self._spec_warnings] + found
+        self._spec_warnings = found
 
     def _fresh_spec(self) -> IndexSpec:
         return IndexSpec(
             dense_model=self.dense.model_id if self.dense else None,
             dense_dim=self.dense.dim if self.dense else None,
             bm25_avg_len=initial_avg_len(self.settings.chunk_words),
+            chunk_words=self.settings.chunk_words,
         )
 
     def _dense_mismatch(self) -> bool:
@@ -126,6 +142,7 @@ class KnowledgeBase:
         old, self._index = self._index, new_index
         self.sparse = Bm25Encoder(avg_len=new_index.spec.bm25_avg_len)
         self._answerer = None
+        self._check_spec()
         if old is not None and old is not new_index:
             # Searches that picked up the old index a moment ago must be able to finish on it.
             timer = threading.Timer(RETIRED_INDEX_GRACE_S, old.close)

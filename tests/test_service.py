@@ -247,3 +247,30 @@ def test_an_optimize_that_cannot_run_leaves_the_serving_index_alone(tmp_path: Pa
     assert kb.index.unoptimized > 0  # still due: the next ingest tries again
     assert kb.search("receipts reimbursed", actor=LOCAL_ADMIN)[0].chunk.source == "travel.md"
     kb.close()
+
+
+def test_a_changed_chunk_size_is_reported_until_a_reindex_applies_it(tmp_path: Path):
+    def open_kb(**env: str) -> KnowledgeBase:
+        base = KnowledgeBase(load_settings(env=env, secrets_file=tmp_path / "none.toml", data_dir=tmp_path / "data"))
+        assert base.take_queue()
+        return base
+
+    first = open_kb()
+    long_section = "# Handbook\n\n" + "\n\n".join(
+        f"Rule {n}: keep receipts for every purchase and submit the claim within thirty days." for n in range(50)
+    )
+    ingest(first, write(tmp_path, "handbook.md", long_section))
+    chunks_before = first.index.count()
+    first.close()
+
+    smaller = open_kb(KB_CHUNK_WORDS="60")
+    assert smaller.warnings == [
+        "the index holds chunks of about 300 words but KB_CHUNK_WORDS is 60: new uploads use 60; "
+        "re-index to apply it to all"
+    ]
+    assert smaller.stats()["warnings"] == smaller.warnings
+    smaller.submit_reindex(LOCAL_ADMIN)
+    smaller.work_queue()
+    assert smaller.warnings == []
+    assert smaller.index.count() > chunks_before
+    smaller.close()
