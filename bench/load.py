@@ -254,7 +254,7 @@ def served_in_catalog(kb: KnowledgeBase, cards: list[Card]) -> list[str]:
     """While the app runs: each card's document must be in the catalog and served."""
     problems = []
     for card in cards:
-        doc = kb.catalog.document(card.source)
+        doc = next(iter(kb.catalog.named(card.source)), None)
         if doc is None or doc.status != "ok" or doc.version < 1:
             problems.append(f"card [{card.n}] cites {card.source!r}, which the catalog does not serve")
     return problems
@@ -264,7 +264,7 @@ def resolve(kb: KnowledgeBase, cards: set[Card]) -> list[Card]:
     """After the load: the cards whose text is not a current chunk of their document in the index."""
     unresolved = []
     for card in sorted(cards, key=lambda c: (c.source, c.text)):
-        doc = kb.catalog.document(card.source)
+        doc = next(iter(kb.catalog.named(card.source)), None)
         hits = kb.search(card.text, k=100, doc_ids=[doc.doc_id], actor=LOCAL_ADMIN) if doc else []
         if not any(
             hit.chunk.text == card.text and (not hit.chunk.section or f"§ {html.escape(hit.chunk.section)}" in card.head)

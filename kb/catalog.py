@@ -1,18 +1,19 @@
-"""The catalog: documents, their versions, ingest outcomes and the job queue.
+"""The catalog: documents, their versions, ingest outcomes, the job queue and feedback.
 
-`Catalog` is the interface the rest of kb uses; `SqliteCatalog` implements it with one SQLite file
-in WAL mode, which several processes may open at once (the app and `kb ingest`). Every write is one
-transaction, so a crash leaves the catalog either before or after a change, never in between.
+`SqliteCatalog` keeps them in one SQLite file in WAL mode, which several processes may open at once
+(the app and `kb ingest`). Every write is one transaction, so a crash leaves the catalog either
+before or after a change, never in between. A document is known by its id; its name is what people
+call it and need not be unique (see kb.access: names are scoped by what each person can see).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import shutil
 import sqlite3
 import threading
-from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,129 +27,44 @@ _NEARLY_FULL_BYTES = 1 << 20  # less free than this on the disk, and an SQLite I
 
 
 def doc_id_for(name: str) -> str:
-    """A short stable id derived from the document's identity."""
+    """A short stable id derived from a name, for text records loaded in bulk (names unique there)."""
     return hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
+
+
+def new_doc_id() -> str:
+    """The id of a new document: random, so it says nothing about the name or about other documents."""
+    return secrets.token_hex(8)
 
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class Catalog(ABC):
-    """What kb needs from a catalog database."""
-
-    # documents -------------------------------------------------------------------------------
-    @abstractmethod
-    def documents(self) -> list[Document]: ...
-
-    @abstractmethod
-    def document(self, ref: str) -> Document | None:
-        """A document by id or by name."""
-
-    @abstractmethod
-    def serving_versions(self, doc_ids: Sequence[str]) -> dict[str, int]:
-        """The served version of each given document that exists and is not being deleted."""
-
-    @abstractmethod
-    def next_version(self, doc_id: str) -> int: ...
-
-    @abstractmethod
-    def begin_version(self, doc: Document, version: int) -> None:
-        """Record that `version` of `doc` is about to enter the index."""
-
-    @abstractmethod
-    def commit_version(self, doc_id: str, version: int, pages: int | None, chunks: int) -> None:
-        """The version is in the index: serve it, supersede the previous one."""
-
-    @abstractmethod
-    def abort_version(self, doc_id: str, version: int, reason: str) -> None: ...
-
-    @abstractmethod
-    def record_failure(self, doc: Document, reason: str) -> None:
-        """A version that could not be ingested; an older serving version stays served."""
-
-    @abstractmethod
-    def unserve(self, doc_id: str, reason: str) -> None:
-        """The document left the index (its original no longer parses): keep it listed as failed."""
-
-    @abstractmethod
-    def versions_in_progress(self) -> list[tuple[str, int]]:
-        """(doc_id, version) pairs begun but never committed or aborted: a crash interrupted them."""
-
-    @abstractmethod
-    def mark_deleting(self, doc_id: str) -> None: ...
-
-    @abstractmethod
-    def remove_document(self, doc_id: str) -> list[str]:
-        """Forget the document; returns the blobs no other document version refers to."""
-
-    @abstractmethod
-    def update_counts(self, doc_id: str, pages: int | None, chunks: int) -> None: ...
-
-    # jobs ------------------------------------------------------------------------------------
-    @abstractmethod
-    def enqueue(self, job: Job) -> int: ...
-
-    @abstractmethod
-    def claim_next(self) -> Job | None:
-        """Take the oldest queued job and mark it running (atomic across processes)."""
-
-    @abstractmethod
-    def finish(self, job_id: int, outcome: str, message: str) -> None: ...
-
-    @abstractmethod
-    def jobs(self, ids: Sequence[int]) -> list[Job]: ...
-
-    @abstractmethod
-    def recent_jobs(self, limit: int = 50) -> list[Job]: ...
-
-    @abstractmethod
-    def requeue_interrupted(self) -> list[Job]:
-        """Put jobs left running by a dead worker back in the queue (or fail them after MAX_ATTEMPTS)."""
-
-    @abstractmethod
-    def queued_count(self) -> int: ...
-
-    # feedback on answers ---------------------------------------------------------------------
-    @abstractmethod
-    def save_feedback(self, feedback: Feedback) -> int:
-        """Store new feedback (id 0) or update the rating and comment of the user's earlier one; returns its id."""
-
-    @abstractmethod
-    def feedback(self, limit: int | None = None) -> list[Feedback]:
-        """The newest first."""
-
-    # settings kept with the data ---------------------------------------------------------------
-    @abstractmethod
-    def get_meta(self, key: str, default: str = "") -> str: ...
-
-    @abstractmethod
-    def set_meta(self, key: str, value: str) -> None: ...
-
-    @abstractmethod
-    def close(self) -> None: ...
-
+SCHEMA_VERSION = 1  # PRAGMA user_version; 0 is the first release (names unique, no owners)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
-    doc_id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, version INTEGER NOT NULL DEFAULT 0,
+    doc_id TEXT PRIMARY KEY, name TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 0,
     status TEXT NOT NULL, sha256 TEXT NOT NULL DEFAULT '', size INTEGER NOT NULL DEFAULT 0,
     kind TEXT NOT NULL DEFAULT '', pages INTEGER, chunks INTEGER NOT NULL DEFAULT 0,
     error TEXT NOT NULL DEFAULT '', uploader TEXT NOT NULL DEFAULT '', groups TEXT NOT NULL DEFAULT '[]',
-    created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+    owner TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, updated_at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS documents_name ON documents (name);
 CREATE TABLE IF NOT EXISTS versions (
     doc_id TEXT NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
     kind TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, error TEXT NOT NULL DEFAULT '',
     pages INTEGER, chunks INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL,
+    uploader TEXT NOT NULL DEFAULT '', job_id INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (doc_id, version)
 );
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',
     blob TEXT NOT NULL DEFAULT '', size INTEGER NOT NULL DEFAULT 0, uploader TEXT NOT NULL DEFAULT '',
-    groups TEXT NOT NULL DEFAULT '[]', status TEXT NOT NULL, outcome TEXT NOT NULL DEFAULT '',
+    groups TEXT NOT NULL DEFAULT 'null', status TEXT NOT NULL, outcome TEXT NOT NULL DEFAULT '',
     message TEXT NOT NULL DEFAULT '', attempts INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL, finished_at TEXT NOT NULL DEFAULT ''
+    created_at TEXT NOT NULL, finished_at TEXT NOT NULL DEFAULT '',
+    doc_id TEXT NOT NULL DEFAULT '', actor_groups TEXT NOT NULL DEFAULT '[]', actor_admin INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -160,6 +76,29 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 """
 
+# From the first release: names stop being unique (the documents table is rebuilt without that
+# constraint), a document gets an owner (its first uploader), versions their uploader and job.
+_MIGRATE_FROM_0 = """
+CREATE TABLE documents_v1 (
+    doc_id TEXT PRIMARY KEY, name TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL, sha256 TEXT NOT NULL DEFAULT '', size INTEGER NOT NULL DEFAULT 0,
+    kind TEXT NOT NULL DEFAULT '', pages INTEGER, chunks INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '', uploader TEXT NOT NULL DEFAULT '', groups TEXT NOT NULL DEFAULT '[]',
+    owner TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+);
+INSERT INTO documents_v1 SELECT doc_id, name, version, status, sha256, size, kind, pages, chunks, error,
+    uploader, groups, uploader, created_at, updated_at FROM documents;
+DROP TABLE documents;
+ALTER TABLE documents_v1 RENAME TO documents;
+CREATE INDEX documents_name ON documents (name);
+ALTER TABLE versions ADD COLUMN uploader TEXT NOT NULL DEFAULT '';
+ALTER TABLE versions ADD COLUMN job_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN doc_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN actor_groups TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE jobs ADD COLUMN actor_admin INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET groups = 'null' WHERE groups = '[]';
+"""
+
 
 def _document(row: sqlite3.Row) -> Document:
     fields = dict(row)
@@ -169,7 +108,10 @@ def _document(row: sqlite3.Row) -> Document:
 
 def _job(row: sqlite3.Row) -> Job:
     fields = dict(row)
-    fields["groups"] = tuple(json.loads(fields["groups"]))
+    groups = json.loads(fields["groups"])
+    fields["groups"] = None if groups is None else tuple(groups)
+    fields["actor_groups"] = tuple(json.loads(fields["actor_groups"]))
+    fields["actor_admin"] = bool(fields["actor_admin"])
     return Job(**fields)
 
 
@@ -179,7 +121,7 @@ def _feedback(row: sqlite3.Row) -> Feedback:
     return Feedback(**fields)
 
 
-class SqliteCatalog(Catalog):
+class SqliteCatalog:
     """The catalog in one SQLite file. Safe to share between threads and processes."""
 
     def __init__(self, path: Path):
@@ -195,9 +137,30 @@ class SqliteCatalog(Catalog):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
+            self._migrate()
         except sqlite3.Error as exc:  # one line for people, whatever the cause, instead of a traceback
             raise self._unusable(exc) or DataDirError(f"the catalog {path} cannot be opened: {exc}") from exc
+
+    def _migrate(self) -> None:
+        """Create the tables, or bring a catalog written by an earlier kb up to SCHEMA_VERSION."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                version = self._db.execute("PRAGMA user_version").fetchone()[0]
+                existing = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'documents'").fetchone()
+                if existing and version == 0:
+                    for statement in _MIGRATE_FROM_0.split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
 
     def _unusable(self, exc: sqlite3.Error) -> DataDirError | None:
         """The full disk or unwritable data directory behind an SQLite error, if that is what it is."""
@@ -241,43 +204,66 @@ class SqliteCatalog(Catalog):
     def documents(self) -> list[Document]:
         return [_document(r) for r in self._query("SELECT * FROM documents ORDER BY name")]
 
-    def document(self, ref: str) -> Document | None:
-        rows = self._query("SELECT * FROM documents WHERE doc_id = ? OR name = ?", (ref, ref))
+    def document(self, doc_id: str) -> Document | None:
+        rows = self._query("SELECT * FROM documents WHERE doc_id = ?", (doc_id,))
         return _document(rows[0]) if rows else None
 
-    def serving_versions(self, doc_ids: Sequence[str]) -> dict[str, int]:
+    def named(self, name: str) -> list[Document]:
+        """Every document called `name`, oldest first (who may see which is kb.access's business)."""
+        rows = self._query("SELECT * FROM documents WHERE name = ? ORDER BY created_at, doc_id", (name,))
+        return [_document(r) for r in rows]
+
+    def serving(self, doc_ids: Sequence[str]) -> dict[str, tuple[int, tuple[str, ...]]]:
+        """(served version, groups) of each given document that exists and is not being deleted."""
         if not doc_ids:
             return {}
         marks = ",".join("?" * len(doc_ids))
         rows = self._query(
-            f"SELECT doc_id, version FROM documents WHERE doc_id IN ({marks}) "
+            f"SELECT doc_id, version, groups FROM documents WHERE doc_id IN ({marks}) "
             "AND status != 'deleting' AND version > 0",
             list(doc_ids),
         )
-        return {r["doc_id"]: r["version"] for r in rows}
+        return {r["doc_id"]: (r["version"], tuple(json.loads(r["groups"]))) for r in rows}
+
+    def set_groups(self, doc_id: str, groups: Sequence[str]) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE documents SET groups = ?, updated_at = ? WHERE doc_id = ?",
+                (json.dumps(list(groups)), now(), doc_id),
+            )
+
+    def version_made_by(self, doc_id: str, job_id: int) -> tuple[int, int | None, int] | None:
+        """(version, pages, chunks) of the document's serving version if job `job_id` made it."""
+        rows = self._query(
+            "SELECT version, pages, chunks FROM versions WHERE doc_id = ? AND job_id = ? AND status = 'ok'",
+            (doc_id, job_id),
+        )
+        return (rows[0]["version"], rows[0]["pages"], rows[0]["chunks"]) if rows and job_id else None
 
     def next_version(self, doc_id: str) -> int:
         rows = self._query("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM versions WHERE doc_id = ?", (doc_id,))
         return int(rows[0]["v"])
 
     def _ensure_document(self, db: sqlite3.Connection, doc: Document, status: str, error: str) -> None:
+        """Create the document (with its owner and groups) or note the attempt on the existing one,
+        whose owner and groups stay as they are."""
         stamp = now()
         db.execute(
             "INSERT INTO documents (doc_id, name, version, status, sha256, size, kind, error, uploader,"
-            " groups, created_at, updated_at) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " groups, owner, created_at, updated_at) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(doc_id) DO UPDATE SET error = excluded.error, updated_at = excluded.updated_at,"
             " status = CASE WHEN documents.version > 0 THEN documents.status ELSE excluded.status END",
             (doc.doc_id, doc.name, status, doc.sha256, doc.size, doc.kind, error, doc.uploader,
-             json.dumps(list(doc.groups)), stamp, stamp),
+             json.dumps(list(doc.groups)), doc.owner, stamp, stamp),
         )
 
-    def begin_version(self, doc: Document, version: int) -> None:
+    def begin_version(self, doc: Document, version: int, job_id: int = 0) -> None:
         with self._write() as db:
             self._ensure_document(db, doc, "failed", "")
             db.execute(
-                "INSERT OR REPLACE INTO versions (doc_id, version, sha256, size, kind, status, created_at)"
-                " VALUES (?, ?, ?, ?, ?, 'indexing', ?)",
-                (doc.doc_id, version, doc.sha256, doc.size, doc.kind, now()),
+                "INSERT OR REPLACE INTO versions (doc_id, version, sha256, size, kind, status, created_at,"
+                " uploader, job_id) VALUES (?, ?, ?, ?, ?, 'indexing', ?, ?, ?)",
+                (doc.doc_id, version, doc.sha256, doc.size, doc.kind, now(), doc.uploader, job_id),
             )
 
     def commit_version(self, doc_id: str, version: int, pages: int | None, chunks: int) -> None:
@@ -291,8 +277,8 @@ class SqliteCatalog(Catalog):
             )
             db.execute(
                 "UPDATE documents SET version = ?, status = 'ok', error = '', pages = ?, chunks = ?,"
-                " sha256 = v.sha256, size = v.size, kind = v.kind, updated_at = ?"
-                " FROM (SELECT sha256, size, kind FROM versions WHERE doc_id = ? AND version = ?) AS v"
+                " sha256 = v.sha256, size = v.size, kind = v.kind, uploader = v.uploader, updated_at = ?"
+                " FROM (SELECT sha256, size, kind, uploader FROM versions WHERE doc_id = ? AND version = ?) AS v"
                 " WHERE documents.doc_id = ?",
                 (version, pages, chunks, now(), doc_id, version, doc_id),
             )
@@ -353,9 +339,12 @@ class SqliteCatalog(Catalog):
         with self._write() as db:
             cursor = db.execute(
                 "INSERT INTO jobs (kind, name, blob, size, uploader, groups, status, outcome, message,"
-                " created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job.kind, job.name, job.blob, job.size, job.uploader, json.dumps(list(job.groups)),
-                 job.status, job.outcome, job.message, now(), now() if job.status == "done" else ""),
+                " created_at, finished_at, doc_id, actor_groups, actor_admin)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job.kind, job.name, job.blob, job.size, job.uploader,
+                 json.dumps(None if job.groups is None else list(job.groups)),
+                 job.status, job.outcome, job.message, now(), now() if job.status == "done" else "",
+                 job.doc_id, json.dumps(list(job.actor_groups)), int(job.actor_admin)),
             )
             return int(cursor.lastrowid)
 

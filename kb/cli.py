@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import click
 from tqdm import tqdm
 
-from kb.auth import LOCAL_ADMIN, Actor, actor_for
+from kb.auth import LOCAL_ADMIN, Actor, NotAuthorized, actor_for
 from kb.config import ConfigError, load_settings
 from kb.index import IndexUnavailable
 from kb.records import Answer, Job, Passage
@@ -42,7 +42,15 @@ def _open(ctx: click.Context, *, worker: bool = False) -> Iterator[KnowledgeBase
     except (IndexBusy, IndexUnavailable, OSError) as exc:  # OSError: a full disk, a read-only data directory
         raise click.ClickException(str(exc)) from exc
     finally:
+        _close(kb)
+
+
+def _close(kb: KnowledgeBase) -> None:
+    """Close, with a failure to save the index (a disk filled by someone else) as one line."""
+    try:
         kb.close()
+    except (IndexUnavailable, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 USER_OPTION = click.option(
@@ -70,10 +78,13 @@ def cli(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
 # ingest ----------------------------------------------------------------------------------------
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--uploader", default="", help="Who added these files (kept in the catalog).")
-@click.option("--group", "groups", multiple=True, help="Limit the documents to this group (repeatable).")
+@click.option("--uploader", default="", help="Who added these files (kept in the catalog as their owner).")
+@click.option("--group", "groups", multiple=True,
+              help="Limit the documents to this group (repeatable); on an existing document, sets its groups.")
+@click.option("--user", default=None,
+              help="Ingest with this user's rights, as the Upload page does (default: the machine owner, an admin).")
 @click.pass_context
-def ingest(ctx: click.Context, paths: tuple[Path, ...], uploader: str, groups: tuple[str, ...]) -> None:
+def ingest(ctx: click.Context, paths: tuple[Path, ...], uploader: str, groups: tuple[str, ...], user: str | None) -> None:
     """Add files and folders (recursively) to the knowledge base.
 
     Prints one line per file: `ok|unchanged|failed NAME: reason`. Exits 1 if any file failed.
@@ -85,7 +96,9 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], uploader: str, groups: t
         raise click.ClickException(str(exc)) from exc
     failed = 0
     try:
-        submitted = kb.submit_paths(paths, uploader=uploader, groups=groups)
+        submitted = kb.submit_paths(
+            paths, actor=_actor(kb, user), groups=groups or None, uploader=uploader if user is None else "",
+        )
         pending = {s.job_id for s in submitted}
         bar = tqdm(total=len(submitted), unit="file", file=sys.stderr, disable=None)
 
@@ -106,7 +119,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], uploader: str, groups: t
     except (IndexBusy, IndexUnavailable, OSError) as exc:  # OSError: a full disk, a read-only data directory
         raise click.ClickException(str(exc)) from exc
     finally:
-        kb.close()
+        _close(kb)
     sys.exit(1 if failed else 0)
 
 
@@ -239,7 +252,7 @@ def docs(ctx: click.Context, as_json: bool, user: str | None) -> None:
     try:
         documents = kb.documents(actor=_actor(kb, user))
     finally:
-        kb.close()
+        _close(kb)
     if as_json:
         rows = [{**d.__dict__, "groups": list(d.groups)} for d in documents]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -270,15 +283,66 @@ def _run_job(kb: KnowledgeBase, job_id: int, label: str) -> Job:
     return kb.catalog.jobs([job_id])[0]
 
 
+def _one_document(kb: KnowledgeBase, name: str | None, doc_id: str | None, actor: Actor) -> str:
+    """The id of the document given by --id, or by a name that only one visible document has."""
+    if (name is None) == (doc_id is None):
+        raise click.UsageError("give a document NAME or --id ID (one of them)")
+    if doc_id is not None:
+        return doc_id
+    found = kb.find_documents(name or "", actor=actor)
+    if not found:
+        raise click.ClickException(f"no document named {name!r}; `kb docs` lists them")
+    if len(found) > 1:
+        ids = ", ".join(f"{d.doc_id} (owner {d.owner or '?'})" for d in found)
+        raise click.ClickException(f"{len(found)} documents are named {name!r}: choose one with --id ({ids})")
+    return found[0].doc_id
+
+
 @cli.command()
-@click.argument("doc")
+@click.argument("name", required=False)
+@click.option("--id", "doc_id", default=None, help="The document's id (from `kb docs`) instead of its name.")
 @click.pass_context
-def delete(ctx: click.Context, doc: str) -> None:
-    """Remove document DOC (its id or name) from the index and the catalog."""
+def delete(ctx: click.Context, name: str | None, doc_id: str | None) -> None:
+    """Remove document NAME (or --id ID) from the index, the catalog and the stored originals."""
     with _open(ctx, worker=True) as kb:
-        if kb.catalog.document(doc) is None:
-            raise click.ClickException(f"no document {doc!r}; `kb docs` lists them")
-        job = _run_job(kb, kb.submit_delete(doc, LOCAL_ADMIN), "delete")
+        chosen = _one_document(kb, name, doc_id, LOCAL_ADMIN)
+        try:
+            job_id = kb.submit_delete(chosen, LOCAL_ADMIN)
+        except NotAuthorized as exc:
+            raise click.ClickException(str(exc)) from exc
+        job = _run_job(kb, job_id, "delete")
+    click.echo(job.message)
+    sys.exit(0 if job.outcome == "ok" else 1)
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--id", "doc_id", default=None, help="The document's id (from `kb docs`) instead of its name.")
+@click.option("--group", "groups", multiple=True, help="Visible only to this group and admins (repeatable).")
+@click.option("--everyone", is_flag=True, help="Visible to everyone.")
+@USER_OPTION
+@click.pass_context
+def groups(ctx: click.Context, name: str | None, doc_id: str | None, groups: tuple[str, ...], everyone: bool,
+           user: str | None) -> None:
+    """Show or change who may see document NAME (or --id ID): `--group G` (repeatable) or `--everyone`.
+
+    The change applies at once to every version, in search, answers, lists and downloads."""
+    if groups and everyone:
+        raise click.UsageError("--group and --everyone contradict each other")
+    with _open(ctx, worker=True) as kb:
+        actor = _actor(kb, user)
+        chosen = _one_document(kb, name, doc_id, actor)
+        if not groups and not everyone:
+            doc = next((d for d in kb.documents(actor=actor) if d.doc_id == chosen), None)
+            if doc is None:
+                raise click.ClickException(f"there is no document with id {chosen!r}")
+            click.echo(", ".join(doc.groups) if doc.groups else "everyone")
+            return
+        try:
+            job_id = kb.set_groups(chosen, groups, actor)
+        except NotAuthorized as exc:
+            raise click.ClickException(str(exc)) from exc
+        job = _run_job(kb, job_id, "groups")
     click.echo(job.message)
     sys.exit(0 if job.outcome == "ok" else 1)
 

@@ -26,7 +26,7 @@ import qdrant_edge as edge
 
 from kb.config import Settings
 from kb.records import Chunk, SparseVector
-from kb.storage import ensure_free_space
+from kb.storage import ensure_free_space, no_space
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,9 @@ class VectorIndex(Protocol):
         """Afterwards the index holds exactly `items` for `doc_id`: every other chunk of it is gone."""
 
     def delete_document(self, doc_id: str) -> None: ...
+
+    def set_groups(self, doc_id: str, groups: tuple[str, ...]) -> None:
+        """Every chunk of `doc_id` is visible to `groups` from now on (empty: everyone)."""
 
     def search_ids(self, query: Query, limit: int, flt: SearchFilter | None = None) -> list[tuple[str, float]]:
         """The point ids nearest one query vector, best first, with raw scores: BM25 for a SparseVector,
@@ -262,6 +265,10 @@ class EdgeIndex:
         document = edge.Filter(must=[edge.FieldCondition("doc_id", match=edge.MatchValue(doc_id))])
         self._shard.update(edge.UpdateOperation.delete_points_by_filter(document))
 
+    def set_groups(self, doc_id: str, groups: tuple[str, ...]) -> None:
+        document = edge.Filter(must=[edge.FieldCondition("doc_id", match=edge.MatchValue(doc_id))])
+        self._shard.update(edge.UpdateOperation.set_payload_by_filter(document, {"groups": list(groups)}))
+
     def search_ids(self, query: Query, limit: int, flt: SearchFilter | None = None) -> list[tuple[str, float]]:
         name = query_vector_name(self.spec, query, flt)
         if name is None:
@@ -295,12 +302,25 @@ class EdgeIndex:
                 return
 
     def close(self) -> None:
+        """Flush and release the shard. A flush that fails (the disk filled up under another process's
+        writes) still releases it, then raises one clear error; what was written is in the shard's
+        write-ahead log and comes back when it is opened again with room on the disk."""
         if self._closed:
             return
         self._closed = True
-        self._shard.flush()
-        self._shard.close()
-        self._on_close(self)
+        failure: Exception | None = None
+        try:
+            self._shard.flush()
+        except Exception as exc:  # qdrant-edge raises plain Exception
+            failure = exc
+        finally:
+            self._shard.close()
+            self._on_close(self)
+        if failure is not None:
+            if "No space left" in str(failure) or "os error 28" in str(failure):
+                raise no_space(self.path.parent.parent, ": the index could not save its last changes; "
+                               "they are kept in its log and come back once there is room") from failure
+            raise IndexUnavailable(f"the index at {self.path} could not be saved: {failure}") from failure
 
 
 def _point_bytes(spec: IndexSpec) -> int:

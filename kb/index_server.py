@@ -160,6 +160,10 @@ class ServerIndex:
         everything = models.FilterSelector(filter=models.Filter(must=[_document(doc_id)]))
         self._request(lambda: self._client.delete(self.collection, everything))
 
+    def set_groups(self, doc_id: str, groups: tuple[str, ...]) -> None:
+        document = models.Filter(must=[_document(doc_id)])
+        self._request(lambda: self._client.set_payload(self.collection, {"groups": list(groups)}, points=document))
+
     def search_ids(self, query: Query, limit: int, flt: SearchFilter | None = None) -> list[tuple[str, float]]:
         name = query_vector_name(self.spec, query, flt)
         if name is None:

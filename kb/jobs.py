@@ -16,7 +16,9 @@ from dataclasses import replace
 from statistics import fmean
 from typing import TYPE_CHECKING, Callable
 
-from kb.catalog import doc_id_for
+from kb.access import Rights, check_groups, target_for
+from kb.auth import NotAuthorized
+from kb.catalog import doc_id_for, new_doc_id
 from kb.chunking import chunk_document
 from kb.embedding import Bm25Encoder, EmbeddingUnavailable
 from kb.index import IndexSpec, VectorIndex
@@ -55,11 +57,15 @@ class JobRunner:
             if job.kind == "ingest":
                 outcome, message = self.ingest(job)
             elif job.kind == "delete":
-                outcome, message = self.delete(job.name)
+                outcome, message = self.delete(job)
+            elif job.kind == "groups":
+                outcome, message = self.apply_groups(job.doc_id)
             elif job.kind == "reindex":
                 outcome, message = self.reindex(progress)
             else:
                 outcome, message = "failed", f"unknown job kind {job.kind!r}"
+        except NotAuthorized as exc:  # the rules of kb.access, judged when the job runs
+            outcome, message = "failed", str(exc)
         except (OSError, EmbeddingUnavailable) as exc:  # the disk or a service, not the file: say which
             log.warning("job %s (%s %s) failed: %s", job.id, job.kind, job.name, exc)
             outcome, message = "failed", str(exc)
@@ -71,18 +77,30 @@ class JobRunner:
 
     # ingest ----------------------------------------------------------------------------------
     def ingest(self, job: Job) -> tuple[str, str]:
+        """A new version of the document the submitter may change under that name, or a new document
+        (kb.access.target_for); its groups are the document's, changed only when the job asks to."""
         kb = self.kb
-        doc_id = doc_id_for(job.name)
-        draft = Document(
-            doc_id=doc_id, name=job.name, version=0, status="failed", sha256=job.blob,
-            size=job.size, uploader=job.uploader, groups=job.groups,
+        rights = Rights(job.uploader, job.actor_groups, job.actor_admin)
+        groups = None if job.groups is None else check_groups(job.groups, rights)
+        existing = target_for(job.name, kb.catalog.named(job.name), rights)
+        draft = existing or Document(
+            doc_id=new_doc_id(), name=job.name, version=0, status="failed", owner=rights.name,
+            groups=groups or (),
         )
+        draft = replace(draft, sha256=job.blob, size=job.size, uploader=rights.name)
         if job.outcome == "failed":  # refused before it was stored (e.g. over the size limit)
             kb.catalog.record_failure(draft, job.message)
             return "failed", job.message
-        existing = kb.catalog.document(doc_id)
-        if existing and existing.status == "ok" and existing.sha256 == job.blob:
-            return "unchanged", f"already indexed (version {existing.version})"
+        relabelled = ""
+        if existing is not None and groups is not None and groups != existing.groups:
+            self.set_groups(existing, groups)
+            draft = replace(draft, groups=groups)
+            relabelled = f"; now visible to {_audience(groups)}"
+        if existing is not None and (made := kb.catalog.version_made_by(existing.doc_id, job.id)):
+            return "ok", _ingested(*made) + relabelled  # this job did it before a crash stopped it
+        if existing is not None and existing.status == "ok" and existing.sha256 == job.blob:
+            return "unchanged", f"already indexed (version {existing.version}){relabelled}"
+        doc_id = draft.doc_id
         try:
             path = kb.blobs.path(job.blob)
             draft = replace(draft, kind=detect_type(path, job.name))
@@ -90,7 +108,7 @@ class JobRunner:
             version = kb.catalog.next_version(doc_id)
             chunks = chunk_document(
                 parsed, doc_id=doc_id, version=version, source=job.name,
-                target_words=kb.settings.chunk_words, groups=job.groups,
+                target_words=kb.settings.chunk_words, groups=draft.groups,
             )
             if not chunks:
                 raise ParseError("no text found")
@@ -98,7 +116,7 @@ class JobRunner:
             kb.catalog.record_failure(draft, exc.reason)
             return "failed", exc.reason
         items = kb.encode(chunks)
-        kb.catalog.begin_version(draft, version)
+        kb.catalog.begin_version(draft, version, job.id)
         try:
             kb.index.replace_document(doc_id, version, items)
         except Exception as exc:
@@ -106,15 +124,29 @@ class JobRunner:
             kb.catalog.abort_version(doc_id, version, reason)
             return "failed", reason
         kb.catalog.commit_version(doc_id, version, parsed.pages, len(chunks))
-        pages = f", {parsed.pages} pages" if parsed.pages else ""
-        return "ok", f"{len(chunks)} chunks{pages}, version {version}"
+        return "ok", _ingested(version, parsed.pages, len(chunks)) + relabelled
+
+    # visibility ------------------------------------------------------------------------------
+    def set_groups(self, doc: Document, groups: tuple[str, ...]) -> None:
+        """Change who sees a document: the index first, so a narrowing never leaks; then the catalog."""
+        self.kb.index.set_groups(doc.doc_id, groups)
+        self.kb.catalog.set_groups(doc.doc_id, groups)
+
+    def apply_groups(self, doc_id: str) -> tuple[str, str]:
+        """Bring the index's copy of a document's groups in line with the catalog, which changed first
+        (KnowledgeBase.set_groups); searches check the catalog meanwhile."""
+        doc = self.kb.catalog.document(doc_id)
+        if doc is None:
+            return "ok", "the document is gone"
+        self.kb.index.set_groups(doc_id, doc.groups)
+        return "ok", f"{doc.name} is visible to {_audience(doc.groups)}"
 
     # delete ----------------------------------------------------------------------------------
-    def delete(self, ref: str) -> tuple[str, str]:
+    def delete(self, job: Job) -> tuple[str, str]:
         kb = self.kb
-        doc = kb.catalog.document(ref)
+        doc = kb.catalog.document(job.doc_id) if job.doc_id else None
         if doc is None:
-            return "failed", f"no document named {ref!r}"
+            return "failed", f"no document {job.name or job.doc_id!r}"
         kb.catalog.mark_deleting(doc.doc_id)
         kb.index.delete_document(doc.doc_id)
         for blob in kb.catalog.remove_document(doc.doc_id):
@@ -237,6 +269,14 @@ class JobRunner:
         for doc, chunks in documents.values():
             kb.catalog.commit_version(doc.doc_id, 1, None, len(chunks))
         return len(documents), sum(len(chunks) for _, chunks in documents.values())
+
+
+def _ingested(version: int, pages: int | None, chunks: int) -> str:
+    return f"{chunks} chunks" + (f", {pages} pages" if pages else "") + f", version {version}"
+
+
+def _audience(groups: tuple[str, ...]) -> str:
+    return "everyone" if not groups else "group " + ", ".join(groups) + " (and admins)"
 
 
 def _batches(

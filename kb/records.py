@@ -127,23 +127,31 @@ class Document:
     pages: int | None = None
     chunks: int = 0
     error: str = ""  # the last failure's reason (the serving version, if any, is still served)
-    uploader: str = ""
-    groups: tuple[str, ...] = ()
+    uploader: str = ""  # who uploaded the serving version (or the last attempt)
+    groups: tuple[str, ...] = ()  # who may see it (every version); empty means everyone
+    owner: str = ""  # who created it: the owner and admins may change it (kb.auth.may_change)
     created_at: str = ""
     updated_at: str = ""
 
 
 @dataclass(frozen=True)
 class Job:
-    """A unit of work in the catalog's queue, done by whichever process holds the index."""
+    """A unit of work in the catalog's queue, done by whichever process holds the index.
+
+    A job carries the rights of the person who submitted it (`uploader`, `actor_groups`, `actor_admin`),
+    judged when it was submitted, because what it may do is decided when it runs: by then the document
+    it names may exist, or have changed hands."""
 
     id: int
-    kind: Literal["ingest", "delete", "reindex"]
+    kind: Literal["ingest", "delete", "reindex", "groups"]
     name: str = ""
     blob: str = ""
     size: int = 0
     uploader: str = ""
-    groups: tuple[str, ...] = ()
+    groups: tuple[str, ...] | None = None  # ingest: set the document's groups; None keeps them (new: everyone)
+    doc_id: str = ""  # delete and groups: the document, chosen by id when the job was submitted
+    actor_groups: tuple[str, ...] = ()
+    actor_admin: bool = False
     status: Literal["queued", "running", "done"] = "queued"
     outcome: str = ""  # ok | unchanged | failed (when done)
     message: str = ""

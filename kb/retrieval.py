@@ -42,7 +42,7 @@ class Retriever:
         sparse: Bm25Encoder,
         dense: DenseEmbedder | None = None,
         dense_weight: float = 0.5,  # equal say; the product passes KB_DENSE_WEIGHT
-        is_current: Callable[[list[Chunk]], list[bool]] | None = None,
+        is_current: Callable[[list[Chunk], SearchFilter | None], list[bool]] | None = None,
         keywords: bool = True,
     ):
         self._index = index
@@ -73,7 +73,7 @@ class Retriever:
             ranked = fuse(by_words, by_meaning, self._dense_weight)[:limit]
         hits = with_chunks(index, ranked)  # only the winners' texts are read
         if self._is_current is not None and hits:
-            current = self._is_current([chunk for chunk, _ in hits])
+            current = self._is_current([chunk for chunk, _ in hits], flt)
             hits = [hit for hit, keep in zip(hits, current) if keep]
         return [Passage(chunk, score, rank) for rank, (chunk, score) in enumerate(hits[:k], start=1)]
 

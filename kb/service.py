@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import IO, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from kb.answering import Answerer, AnswerEvent, build_llm
-from kb.auth import Actor, PasswordGuard, may_see, require_admin, visible_groups
-from kb.catalog import SqliteCatalog, doc_id_for
+from kb.access import Rights, can_change, can_see, check_groups, refusal, rights_of
+from kb.auth import LOCAL_ADMIN, Actor, NotAuthorized, PasswordGuard, may_see, require_admin, visible_groups
+from kb.catalog import SqliteCatalog
 from kb.config import Settings
 from kb.embedding import Bm25Encoder, DenseEmbedder, EmbeddingUnavailable, make_dense_embedder
 from kb.feedback import feedback_for, to_csv
@@ -151,18 +152,22 @@ class KnowledgeBase:
             self._retiring.append((timer, old))
 
     def close(self) -> None:
-        for timer, retired in self._retiring:
-            timer.cancel()
-            retired.close()
-        self._retiring.clear()
-        self.sandbox.close()
-        if self._index is not None:
-            self._index.close()
-            self._index = None
-        if self._lease is not None:
-            self._lease.close()
-            self._lease = None
-        self.catalog.close()
+        """Release everything, even when saving the index fails (a full disk): that error is raised
+        last, after the lease, the parse helper and the catalog are let go."""
+        try:
+            for timer, retired in self._retiring:
+                timer.cancel()
+                retired.close()
+            self._retiring.clear()
+            if self._index is not None:
+                index, self._index = self._index, None
+                index.close()
+        finally:
+            self.sandbox.close()
+            if self._lease is not None:
+                self._lease.close()
+                self._lease = None
+            self.catalog.close()
 
     # the queue: any process submits, the holder of the index works it ----------------------
     def take_queue(self) -> bool:
@@ -218,29 +223,37 @@ class KnowledgeBase:
                     self.blobs.delete(blob)
         self.blobs.remove_incoming()
 
-    def submit_paths(self, paths: Iterable[Path], uploader: str = "", groups: Sequence[str] = ()) -> list[Submitted]:
-        """Store each file (folders recursively) and queue it; the name is its path inside the folder."""
+    def submit_paths(
+        self, paths: Iterable[Path], *, actor: Actor = LOCAL_ADMIN, groups: Sequence[str] | None = None,
+        uploader: str = "",
+    ) -> list[Submitted]:
+        """Store each file (folders recursively) and queue it; the name is its path inside the folder.
+
+        Files on this machine are added by its owner unless `actor` says otherwise (`kb ingest --user`);
+        `uploader` is the name kept as owner and uploader instead of the actor's. `groups` sets the
+        documents' groups (None keeps an existing document's; a new one is for everyone)."""
+        rights = rights_of(actor, self.settings, uploader)
         submitted = []
         for path, name in iter_files(paths):
             try:
                 size = path.stat().st_size
             except OSError as exc:
-                job = _refused(Job(id=0, kind="ingest", name=name), f"cannot read the file: {exc.strerror}")
+                job = _refused(_ingest_job(name, 0, rights, groups), f"cannot read the file: {exc.strerror}")
                 submitted.append(Submitted(self.catalog.enqueue(job), name))
                 continue
-            submitted.append(self._submit(name, lambda p=path: open(p, "rb"), size, uploader, groups))
+            submitted.append(self._submit(name, lambda p=path: open(p, "rb"), size, rights, groups))
         return submitted
 
     def submit_upload(
-        self, filename: str, data: BinaryIO, size: int, uploader: str = "", groups: Sequence[str] = ()
+        self, filename: str, data: BinaryIO, size: int, *, actor: Actor, groups: Sequence[str] | None = None
     ) -> Submitted:
-        """Store an uploaded file and queue it. The file name is metadata, never a path."""
-        return self._submit(display_name(filename), lambda: data, size, uploader, groups)
+        """Store an uploaded file and queue it, with the uploader's rights. The file name is metadata, never a path."""
+        return self._submit(display_name(filename), lambda: data, size, rights_of(actor, self.settings), groups)
 
     def _submit(
-        self, name: str, opener: Callable[[], BinaryIO], size: int, uploader: str, groups: Sequence[str]
+        self, name: str, opener: Callable[[], BinaryIO], size: int, rights: Rights, groups: Sequence[str] | None
     ) -> Submitted:
-        job = Job(id=0, kind="ingest", name=name, size=size, uploader=uploader, groups=tuple(groups))
+        job = _ingest_job(name, size, rights, groups)
         if size > self.max_bytes:
             reason = f"file is {size / 2**20:.1f} MB, over the {self.settings.max_file_mb:g} MB limit"
             job = _refused(job, reason)
@@ -256,7 +269,7 @@ class KnowledgeBase:
         return Submitted(self.catalog.enqueue(job), name)
 
     def submit_uploads(
-        self, files: Iterable[tuple[str, BinaryIO, int]], uploader: str = "", groups: Sequence[str] = (),
+        self, files: Iterable[tuple[str, BinaryIO, int]], *, actor: Actor, groups: Sequence[str] | None = None,
         from_folder: bool = False,
     ) -> list[Submitted]:
         """Store uploaded (name, data, size) files and queue them.
@@ -264,21 +277,48 @@ class KnowledgeBase:
         A browser sends a folder's files as "folder/sub/file": like `kb ingest FOLDER`, each is named
         by its path inside the folder, and hidden files and folders (.git, .DS_Store) are skipped.
         """
+        rights = rights_of(actor, self.settings)
         submitted = []
         for filename, data, size in files:
             if not from_folder:
-                submitted.append(self.submit_upload(filename, data, size, uploader, groups))
+                submitted.append(self._submit(display_name(filename), lambda d=data: d, size, rights, groups))
                 continue
             inside = [part for part in filename.replace("\\", "/").split("/") if part][1:]
             if any(part.startswith(".") for part in inside):
                 continue
             name = display_name("/".join(inside) or filename, keep_folders=True)
-            submitted.append(self._submit(name, lambda d=data: d, size, uploader, groups))
+            submitted.append(self._submit(name, lambda d=data: d, size, rights, groups))
         return submitted
 
-    def submit_delete(self, ref: str, actor: Actor) -> int:
-        require_admin(actor, self.settings, "deleting a document")
-        return self.catalog.enqueue(Job(id=0, kind="delete", name=ref))
+    def find_documents(self, name: str, *, actor: Actor) -> list[Document]:
+        """The documents called `name` that the actor can see (names are unique only per viewer)."""
+        rights = rights_of(actor, self.settings)
+        return [d for d in self.catalog.named(name) if d.status != "deleting" and can_see(d, rights)]
+
+    def _changeable(self, doc_id: str, actor: Actor, action: str) -> Document:
+        """The document, if the actor may change it; the same refusal whether it is missing or hidden."""
+        rights = rights_of(actor, self.settings)
+        doc = self.catalog.document(doc_id)
+        if doc is None or doc.status == "deleting" or not can_see(doc, rights):
+            raise NotAuthorized(f"{action}: there is no document with id {doc_id!r}")
+        if not can_change(doc, rights):
+            raise refusal(doc, action)
+        return doc
+
+    def submit_delete(self, doc_id: str, actor: Actor) -> int:
+        """Queue the deletion of a document by id: admins, and its owner (kb.access)."""
+        doc = self._changeable(doc_id, actor, "deleting a document")
+        return self.catalog.enqueue(Job(id=0, kind="delete", name=doc.name, doc_id=doc.doc_id))
+
+    def set_groups(self, doc_id: str, groups: Sequence[str], actor: Actor) -> int:
+        """Change who may see a document (empty: everyone), at once for every version and in every read.
+
+        The catalog changes now, and searches check it; the queued job updates the index's copy, so
+        the index's own filter agrees a moment later. Returns that job's id."""
+        doc = self._changeable(doc_id, actor, "changing who sees a document")
+        cleaned = check_groups(groups, rights_of(actor, self.settings))
+        self.catalog.set_groups(doc.doc_id, cleaned)
+        return self.catalog.enqueue(Job(id=0, kind="groups", name=doc.name, doc_id=doc.doc_id))
 
     def submit_reindex(self, actor: Actor) -> int:
         require_admin(actor, self.settings, "re-indexing")
@@ -363,16 +403,23 @@ class KnowledgeBase:
         return [IndexedChunk(c, s, d) for c, s, d in zip(chunks, sparse_vectors, dense_vectors)]
 
     # reading ---------------------------------------------------------------------------------
-    def _is_current(self, chunks: list[Chunk]) -> list[bool]:
-        serving = self.catalog.serving_versions(sorted({c.doc_id for c in chunks}))
-        return [serving.get(c.doc_id) == c.version for c in chunks]
+    def _servable(self, chunks: list[Chunk], flt: SearchFilter | None) -> list[bool]:
+        """Whether each chunk is of its document's serving version and, by the catalog's word, visible
+        under `flt`: the index filters by the groups it holds, and this catches a change of groups
+        that has not reached the index yet (KnowledgeBase.set_groups)."""
+        serving = self.catalog.serving(sorted({c.doc_id for c in chunks}))
+        visible = flt.groups if flt is not None else None
+        return [
+            c.doc_id in serving and serving[c.doc_id][0] == c.version and may_see(serving[c.doc_id][1], visible)
+            for c in chunks
+        ]
 
     @property
     def retriever(self) -> Retriever:
         dense = self.dense if self.search_mode == "hybrid" else None
         return Retriever(
             index=lambda: self.index, sparse=self.sparse, dense=dense, dense_weight=self.settings.dense_weight,
-            is_current=self._is_current,
+            is_current=self._servable,
         )
 
     @property
@@ -412,7 +459,7 @@ class KnowledgeBase:
         doc = self.catalog.document(doc_id)
         if doc is None or doc.status != "ok" or not doc.sha256:
             return None
-        if not may_see(doc.groups, visible_groups(actor, self.settings)):
+        if not can_see(doc, rights_of(actor, self.settings)):
             return None
         path = self.blobs.path(doc.sha256)
         return (doc.name, path) if path.is_file() else None
@@ -461,6 +508,13 @@ class KnowledgeBase:
             "last_reindex": self.catalog.get_meta("last_reindex") or None,
             "warnings": list(self.warnings),
         }
+
+
+def _ingest_job(name: str, size: int, rights: Rights, groups: Sequence[str] | None) -> Job:
+    return Job(
+        id=0, kind="ingest", name=name, size=size, uploader=rights.name, actor_groups=rights.groups,
+        actor_admin=rights.admin, groups=None if groups is None else tuple(groups),
+    )
 
 
 def _refused(job: Job, reason: str) -> Job:

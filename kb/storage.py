@@ -9,15 +9,19 @@ leaves a half-written original behind. A full disk or a read-only data directory
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import io
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import BinaryIO
 
 _CHUNK = 1 << 20
+INCOMING_PREFIX = ".incoming-"
+INCOMING_GRACE_S = 60.0
 
 # kb stops adding originals and chunks when less than this would stay free on the data directory's disk.
 # The embedded index writes through memory-mapped, sparsely allocated files: a write into one on a full
@@ -106,9 +110,10 @@ class BlobStore:
         digest = hashlib.sha256()
         size = 0
         try:
-            fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
+            fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=INCOMING_PREFIX)
         except OSError as exc:
             raise data_dir_error(exc, self.root) from exc
+        fcntl.flock(fd, fcntl.LOCK_EX)  # "being written": remove_incoming in another process leaves it alone
         try:
             with os.fdopen(fd, "wb") as out:
                 while block := stream.read(_CHUNK):
@@ -140,9 +145,22 @@ class BlobStore:
         return sum(p.stat().st_size for p in self.root.glob("??/*") if p.is_file())
 
     def remove_incoming(self) -> None:
-        """Drop temporary files left by a crash in the middle of a write."""
-        for leftover in self.root.glob(".incoming-*"):
-            leftover.unlink(missing_ok=True)
+        """Drop temporary files left by a crash in the middle of a write.
+
+        Only abandoned ones: a file another process (or thread) is still writing holds a lock, which
+        its writer's death releases. Files younger than INCOMING_GRACE_S are left too, for the instant
+        between creating a file and locking it."""
+        for leftover in self.root.glob(INCOMING_PREFIX + "*"):
+            try:
+                with open(leftover, "rb") as handle:
+                    if time.time() - os.fstat(handle.fileno()).st_mtime < INCOMING_GRACE_S:
+                        continue
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    leftover.unlink(missing_ok=True)
+            except BlockingIOError:
+                continue  # being written right now
+            except FileNotFoundError:
+                continue  # finished (renamed into place) meanwhile
 
 
 # Characters that can make a name lie about itself on screen: controls and bidirectional overrides.
@@ -153,10 +171,11 @@ def display_name(name: str, keep_folders: bool = False) -> str:
     """A file name that is safe to show and store as metadata (it is never used as a path).
 
     Uploaded names keep only their last component; names from an ingested folder keep their
-    relative folders. Control and bidirectional-override characters are dropped.
+    relative folders. Control and bidirectional-override characters are dropped. Nothing is cut:
+    a name is a document's identity, and two paths that differ only after some length are still two.
     """
     cleaned = "".join(ch for ch in name if ch not in _INVISIBLE).replace("\\", "/")
     parts = [p.strip() for p in cleaned.split("/") if p.strip() not in ("", ".", "..")]
     if not keep_folders:
         parts = parts[-1:]
-    return "/".join(parts)[:255] or "unnamed"
+    return "/".join(parts) or "unnamed"

@@ -163,6 +163,23 @@ def delete(kb: KnowledgeBase, actor: Actor) -> None:
         show_jobs(kb, st.session_state[DELETE_KEY], key="deletes")
 
 
+def visibility(kb: KnowledgeBase, actor: Actor) -> None:
+    """Change who sees one document: applies at once to all its versions, in every read."""
+    documents = kb.documents(actor=actor)
+    if not documents:
+        return
+    labels = {d.doc_id: f"{d.name} ({', '.join(d.groups) or 'everyone'})" for d in documents}
+    with st.form("visibility"):
+        chosen = st.selectbox("Document", options=list(labels), format_func=labels.__getitem__)
+        typed = st.text_input("Visible to these groups", help="Comma-separated; empty means everyone.")
+        if st.form_submit_button("Change who sees it", icon=":material/group:") and chosen:
+            try:
+                kb.set_groups(chosen, [g.strip() for g in typed.split(",") if g.strip()], actor)
+                st.success("Changed: every version of the document is now shown only to those who may see it.")
+            except NotAuthorized as exc:
+                st.error(str(exc))
+
+
 def feedback_log(kb: KnowledgeBase, actor: Actor) -> None:
     rows = kb.feedback_log(actor)
     ups = sum(r.rating == 1 for r in rows)
@@ -207,6 +224,8 @@ def main() -> None:
         reindex(kb, actor)
     with documents_tab:
         delete(kb, actor)
+        st.subheader("Who sees a document")
+        visibility(kb, actor)
     with feedback_tab:
         feedback_log(kb, actor)
 

@@ -24,6 +24,8 @@ def document_rows(documents: list[Document]) -> list[dict]:
             "version": d.version,
             "pages": d.pages,
             "chunks": d.chunks,
+            "owner": d.owner,
+            "visible to": ", ".join(d.groups) or "everyone",
             "uploader": d.uploader,
             "updated (UTC)": d.updated_at[:16].replace("T", " "),
             "last error": d.error,
@@ -45,14 +47,16 @@ def upload_form(kb: KnowledgeBase) -> None:
         return
     groups = st.text_input(
         "Only for these groups (optional)", key=f"groups-{generation}",
-        help="Comma-separated. Left empty, everyone can see the files; otherwise only these groups and admins.",
+        help="Comma-separated groups you belong to. Left empty, a new document is for everyone and an "
+        "existing one keeps its groups; otherwise only these groups and admins see it.",
     )
     label = f"Add {len(files)} file{'s' if len(files) != 1 else ''} to the knowledge base"
     if st.button(label, type="primary", icon=":material/add:"):
         try:
+            chosen = [g.strip() for g in groups.split(",") if g.strip()]
             submitted = kb.submit_uploads(
-                ((f.name, f, f.size) for f in files), uploader=current_actor().name, from_folder=folder,
-                groups=[g.strip() for g in groups.split(",") if g.strip()],
+                ((f.name, f, f.size) for f in files), actor=current_actor(), from_folder=folder,
+                groups=chosen or None,
             )
         except OSError as exc:  # the catalog cannot be written: the data directory is full or read-only
             st.error(f"The files could not be added: {exc}", icon=":material/error:")
@@ -67,8 +71,8 @@ def main() -> None:
     kb = knowledge_base()
     st.title("Add documents")
     st.caption(
-        f"Files up to {kb.settings.max_file_mb:g} MB. A file with the same name replaces the older "
-        "version once it is indexed; identical files are skipped."
+        f"Files up to {kb.settings.max_file_mb:g} MB. A file named like a document you added (or, for "
+        "admins, any document) becomes its next version once it is indexed; identical files are skipped."
     )
     upload_form(kb)
 

@@ -70,7 +70,7 @@ def test_search_ask_and_stream_filter_inside_the_query(kb: KnowledgeBase):
 
 def test_document_list_and_original_file(kb: KnowledgeBase):
     bob = actor_for("bob@example.com", kb.settings)
-    restricted = kb.catalog.document("salaries.md")
+    restricted = kb.catalog.named("salaries.md")[0]
     assert [d.name for d in kb.documents(actor=bob)] == ["handbook.md"]
     assert kb.original(restricted.doc_id, actor=bob) is None
     assert kb.original(restricted.doc_id, actor=actor_for("alice@example.com", kb.settings)) is not None

@@ -99,7 +99,7 @@ def test_the_filter_restricts_the_search_to_the_chosen_documents(kb):
     question = "How do I submit a leave request or an expense claim?"
     assert {p.chunk.source for p in kb.search(question, actor=LOCAL_ADMIN)} >= {"leave.md", "travel.md"}
     app = new_app()
-    travel = kb.catalog.document("travel.md")
+    travel = kb.catalog.named("travel.md")[0]
     app.sidebar.multiselect[0].set_value([travel.doc_id]).run()
     ask(app, question)
     shown = cards(app)
@@ -116,7 +116,7 @@ def test_the_conversation_stays_on_screen_and_feedback_is_stored(kb):
     app.feedback[0].set_value(0).run()  # thumbs down on the first answer
     (stored,) = kb.catalog.feedback()
     assert stored.rating == -1 and stored.question == "How do I request annual leave?"
-    assert stored.chunk_ids and all(c.startswith(kb.catalog.document("leave.md").doc_id) for c in stored.chunk_ids)
+    assert stored.chunk_ids and all(c.startswith(kb.catalog.named("leave.md")[0].doc_id) for c in stored.chunk_ids)
     assert "HR portal" in stored.answer and stored.created_at
 
     app.text_input(key=f"comment-{app.session_state['turns'][0].id}").set_value("mention the deadline").run()

@@ -11,7 +11,7 @@ import streamlit as st
 from app_helpers import LEAVE, TRAVEL, app_environment, new_app, restart, wait_for_jobs
 from kb.config import load_settings
 from kb.service import KnowledgeBase
-from kb.auth import LOCAL_ADMIN
+from kb.auth import LOCAL_ADMIN, actor_for
 
 
 @pytest.fixture(scope="module")
@@ -72,13 +72,13 @@ def test_a_folder_keeps_paths_inside_it_and_skips_hidden_files(kb):
     wait_for_jobs(kb, session_jobs(app))
     app.run()
     assert [row["file"] for row in job_table(app)] == ["hr/benefits.md"]
-    assert kb.catalog.document("hr/benefits.md").status == "ok"
+    assert kb.catalog.named("hr/benefits.md")[0].status == "ok"
 
 
 def test_uploaded_names_are_never_paths(kb):
     app = upload(new_app("pages/upload.py"), [("../../etc/passwd.txt", b"Payroll runs on the 25th.\n", "text/plain")])
     wait_for_jobs(kb, session_jobs(app))
-    assert kb.catalog.document("passwd.txt").status == "ok"
+    assert kb.catalog.named("passwd.txt")[0].status == "ok"
     assert not (kb.settings.data_dir.parent.parent / "etc").exists()
 
 
@@ -113,4 +113,26 @@ def test_jobs_queued_while_the_app_was_down_are_done_after_it_starts(kb, tmp_pat
     offline.close()
     started = restart()
     wait_for_jobs(started, [submitted.job_id])
-    assert started.catalog.document("parking.md").status == "ok"
+    assert started.catalog.named("parking.md")[0].status == "ok"
+
+
+def test_an_anonymous_upload_cannot_replace_a_restricted_document(tmp_path: Path):
+    """Found by attack: uploading a file named like an hr-only document replaced it for hr."""
+    secret = "# Salary bands\n\nEngineers earn from 60,000 to 140,000 euros a year.\n"
+    with app_environment(tmp_path, KB_USER_GROUPS="alice@example.com=hr") as base:
+        (tmp_path / "salaries.md").write_text(secret)
+        (submitted,) = base.submit_paths([tmp_path / "salaries.md"], groups=("hr",), uploader="hr-admin")
+        wait_for_jobs(base, [submitted.job_id])
+        hr_doc = base.catalog.named("salaries.md")[0]
+
+        app = upload(new_app("pages/upload.py"), [("salaries.md", b"# Salary bands\n\nEveryone earns 10 euros.\n", "text/markdown")])
+        wait_for_jobs(base, session_jobs(app))
+        app.run()
+        (row,) = job_table(app)
+        assert row["status"] == "ok" and row["details"].endswith("version 1")  # what any new name gets
+        kept = base.catalog.document(hr_doc.doc_id)
+        assert (kept.version, kept.owner, kept.groups) == (1, "hr-admin", ("hr",))
+        alice = base.search("salary bands engineers euros", actor=actor_for("alice@example.com", base.settings))
+        assert any("140,000" in p.chunk.text for p in alice)
+        shown = {row["document"]: row for row in app.dataframe[1].value.to_dict("records")}
+        assert shown["salaries.md"]["owner"] == "anonymous"  # the anonymous user sees only their own

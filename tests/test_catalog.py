@@ -15,11 +15,11 @@ def test_version_lifecycle(tmp_path: Path):
     assert cat.next_version(doc.doc_id) == 1
     cat.begin_version(doc, 1)
     assert cat.versions_in_progress() == [(doc.doc_id, 1)]
-    assert cat.serving_versions([doc.doc_id]) == {}  # not served until committed
+    assert cat.serving([doc.doc_id]) == {}  # not served until committed
     cat.commit_version(doc.doc_id, 1, pages=3, chunks=7)
-    served = cat.document("a.md")
+    served = cat.named("a.md")[0]
     assert served and served.status == "ok" and served.version == 1 and served.chunks == 7 and served.pages == 3
-    assert cat.serving_versions([doc.doc_id]) == {doc.doc_id: 1}
+    assert cat.serving([doc.doc_id]) == {doc.doc_id: (1, ())}
 
     new = make_doc(sha="2" * 64)
     assert cat.next_version(doc.doc_id) == 2
@@ -40,7 +40,7 @@ def test_failure_keeps_the_serving_version(tmp_path: Path):
     assert kept and kept.status == "ok" and kept.version == 1 and kept.error == "password-protected"
 
     cat.record_failure(make_doc("b.pdf"), "file is damaged")
-    failed = cat.document("b.pdf")
+    failed = cat.named("b.pdf")[0]
     assert failed and failed.status == "failed" and failed.version == 0
 
 

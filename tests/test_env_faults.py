@@ -466,6 +466,45 @@ def test_a_disk_that_fills_up_during_an_ingest(tmp_path: Path, mounts: list[Path
         kb.close()
 
 
+def test_a_disk_another_process_fills_during_an_ingest_is_one_line_and_loses_nothing(
+    tmp_path: Path, mounts: list[Path], cli_env, monkeypatch: pytest.MonkeyPatch
+):
+    """Found: when the disk filled up under someone else's writes after kb's own checks passed, saving
+    the index as `kb ingest` ended printed a traceback from the engine's flush."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount("-t", "tmpfs", "-o", "size=128m", "tmpfs", str(disk))
+    mounts.append(disk)
+    data = disk / "kb"
+    folder = tmp_path / "docs"
+    for i in range(20):
+        write(folder, f"note-{i}.md", f"# Note {i}\n\n" + f"Parking permit rule {i} applies to visitors. " * 200)
+    work_queue = KnowledgeBase.work_queue
+
+    def work_then_someone_fills_the_disk(self, *args, **kwargs):
+        worked = work_queue(self, *args, **kwargs)
+        if worked:
+            fill(disk, leave_free=0)
+        return worked
+
+    monkeypatch.setattr(KnowledgeBase, "work_queue", work_then_someone_fills_the_disk)
+    result = kb_here(data, "ingest", str(folder))
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "no space left on the disk holding the data directory" in result.stderr
+    assert sum(line.startswith("ok ") for line in result.stdout.splitlines()) == 20
+
+    for filler in disk.glob("filler-*"):
+        filler.unlink()
+    kb = KnowledgeBase(load_settings(data_dir=data))
+    try:
+        assert kb.take_queue()
+        assert_catalog_and_index_agree(kb)
+        assert kb.search("parking permit rule 7", actor=LOCAL_ADMIN)
+    finally:
+        kb.close()
+
+
 def test_a_read_only_data_directory_is_one_clear_line(tmp_path: Path, mounts: list[Path], cli_env):
     data = tmp_path / "data"
     write(tmp_path / "docs", "leave.md", LEAVE)

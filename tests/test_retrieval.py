@@ -49,7 +49,7 @@ def test_drops_chunks_of_superseded_versions_and_ranks_from_one():
     serving = {"leave": 2, "travel": 1}
     index = FakeIndex(hits)
     retriever = Retriever(lambda: index, Bm25Encoder(),
-                          is_current=lambda chunks: [serving[c.doc_id] == c.version for c in chunks])
+                          is_current=lambda chunks, flt: [serving[c.doc_id] == c.version for c in chunks])
 
     passages = retriever.search("how do I request annual leave", k=3)
 

@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 
 from kb.auth import LOCAL_ADMIN
-from kb.catalog import doc_id_for
 from kb.config import load_settings
 from kb.service import KnowledgeBase
 from kb.storage import DataDirError
@@ -84,7 +83,7 @@ def test_identical_bytes_are_unchanged_and_new_bytes_replace_the_old_version(kb:
 
     write(tmp_path, "leave.md", LEAVE.replace("two weeks", "four weeks"))
     assert ingest(kb, path)["leave.md"][0] == "ok"
-    doc = kb.catalog.document("leave.md")
+    doc = kb.catalog.named("leave.md")[0]
     assert doc and doc.version == 2
     assert kb.index.document_versions() == {doc.doc_id: {2}}
     texts = " ".join(p.chunk.text for p in kb.search("request annual leave advance", k=10, actor=LOCAL_ADMIN))
@@ -101,7 +100,7 @@ def test_a_bad_file_fails_with_a_reason_and_the_rest_go_in(kb: KnowledgeBase, tm
     for name in ("broken.pdf", "empty.txt"):
         outcome, reason = results[name]
         assert outcome == "failed" and reason and "\n" not in reason and "Traceback" not in reason
-    broken = kb.catalog.document("broken.pdf")
+    broken = kb.catalog.named("broken.pdf")[0]
     assert broken and broken.status == "failed" and broken.error
 
 
@@ -110,7 +109,7 @@ def test_a_failed_new_version_keeps_the_old_one_serving(kb: KnowledgeBase, tmp_p
     ingest(kb, path)
     path.write_bytes(b"")
     assert ingest(kb, path)["leave.md"][0] == "failed"
-    doc = kb.catalog.document("leave.md")
+    doc = kb.catalog.named("leave.md")[0]
     assert doc and doc.status == "ok" and doc.version == 1 and doc.error
     assert kb.search("sick leave doctor's note", actor=LOCAL_ADMIN)[0].chunk.source == "leave.md"
 
@@ -129,10 +128,10 @@ def test_oversized_file_is_refused_before_it_is_stored(tmp_path: Path):
 
 def test_delete_removes_chunks_catalog_entry_and_original(kb: KnowledgeBase, tmp_path: Path):
     ingest(kb, write(tmp_path, "leave.md", LEAVE), write(tmp_path, "travel.md", TRAVEL))
-    doc = kb.catalog.document("leave.md")
-    kb.submit_delete("leave.md", LOCAL_ADMIN)
+    doc = kb.catalog.named("leave.md")[0]
+    kb.submit_delete(doc.doc_id, LOCAL_ADMIN)
     kb.work_queue()
-    assert kb.catalog.document("leave.md") is None
+    assert kb.catalog.named("leave.md") == []
     assert doc.doc_id not in kb.index.document_versions()
     assert not kb.blobs.exists(doc.sha256)
     assert all(p.chunk.source == "travel.md" for p in kb.search("leave request manager", actor=LOCAL_ADMIN))
@@ -158,7 +157,7 @@ def test_recovery_drops_orphans_and_requeues_interrupted_jobs(tmp_path: Path):
     ingest(first, write(tmp_path, "leave.md", LEAVE))
     # A crash after the index took a document but before the catalog learnt of it leaves an orphan;
     # a crash while a job runs leaves it 'running'.
-    orphan = first.catalog.document("leave.md")
+    orphan = first.catalog.named("leave.md")[0]
     first.catalog.remove_document(orphan.doc_id)
     submitted = first.submit_paths([write(tmp_path, "travel.md", TRAVEL)])
     assert first.catalog.claim_next().id == submitted[0].job_id
@@ -171,7 +170,7 @@ def test_recovery_drops_orphans_and_requeues_interrupted_jobs(tmp_path: Path):
         (job,) = second.catalog.jobs([submitted[0].job_id])
         assert job.status == "queued"
         second.work_queue()
-        assert second.catalog.document("travel.md").status == "ok"
+        assert second.catalog.named("travel.md")[0].status == "ok"
     finally:
         second.close()
 
@@ -186,7 +185,7 @@ def test_a_second_process_cannot_take_the_queue_while_one_holds_it(kb: Knowledge
         assert other.catalog.jobs([submitted[0].job_id])[0].outcome == "ok"
     finally:
         other.close()
-    assert kb.catalog.document(doc_id_for("leave.md")).status == "ok"
+    assert kb.catalog.named("leave.md")[0].status == "ok"
 
 
 def test_hybrid_search_with_a_dense_model_and_mismatch_reported(tmp_path: Path):
@@ -274,3 +273,29 @@ def test_a_changed_chunk_size_is_reported_until_a_reindex_applies_it(tmp_path: P
     assert smaller.warnings == []
     assert smaller.index.count() > chunks_before
     smaller.close()
+
+
+def test_a_file_ingested_just_before_a_crash_is_reported_ok_on_the_rerun(kb: KnowledgeBase, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    """Found: after a crash, the re-run said "unchanged" for files it had really ingested."""
+    (submitted,) = kb.submit_paths([write(tmp_path, "leave.md", LEAVE)])
+    finish = kb.catalog.finish
+
+    def killed(*args, **kwargs):  # the process dies after the version is committed, before the job is closed
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kb.catalog, "finish", killed)
+    with pytest.raises(KeyboardInterrupt):
+        kb.work_queue()
+    monkeypatch.setattr(kb.catalog, "finish", finish)
+    settings = kb.settings
+    kb.close()
+    again = KnowledgeBase(settings)
+    try:
+        assert again.take_queue()  # recovery puts the interrupted job back in the queue
+        again.work_queue()
+        (job,) = again.catalog.jobs([submitted.job_id])
+        assert (job.outcome, job.message.split(", ")[-1]) == ("ok", "version 1")
+        assert again.catalog.named("leave.md")[0].version == 1
+    finally:
+        again.close()

@@ -101,13 +101,13 @@ def test_reindex_shows_progress_while_search_keeps_using_the_old_index(make_kb, 
 def test_reindex_applies_a_changed_chunk_size(make_kb, tmp_path: Path):
     kb = make_kb(KB_CHUNK_WORDS="400")
     ingest(kb, tmp_path)
-    before = kb.catalog.document("leave.md").chunks
+    before = kb.catalog.named("leave.md")[0].chunks
     kb.close()  # restart with a smaller chunk size
     kb = make_kb(KB_CHUNK_WORDS="100")
-    assert kb.catalog.document("leave.md").chunks == before  # nothing changes until the re-index
+    assert kb.catalog.named("leave.md")[0].chunks == before  # nothing changes until the re-index
     kb.submit_reindex(LOCAL_ADMIN)
     kb.work_queue()
-    after = kb.catalog.document("leave.md").chunks
+    after = kb.catalog.named("leave.md")[0].chunks
     assert after > before and kb.index.count() == after
 
 
@@ -117,6 +117,6 @@ def test_the_original_of_a_passage_can_be_downloaded_until_it_is_deleted(make_kb
     passage = kb.search("annual leave", actor=LOCAL_ADMIN)[0]
     name, path = kb.original(passage.chunk.doc_id, actor=LOCAL_ADMIN)
     assert name == "leave.md" and path.read_text() == LEAVE
-    kb.submit_delete("leave.md", LOCAL_ADMIN)
+    kb.submit_delete(passage.chunk.doc_id, LOCAL_ADMIN)
     kb.work_queue()
     assert kb.original(passage.chunk.doc_id, actor=LOCAL_ADMIN) is None
