@@ -262,3 +262,41 @@ def test_cli_ingest_as_a_user(kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch
     assert lines[1].startswith("ok salaries.md:") and lines[1].endswith("version 1")
     result = CliRunner().invoke(cli, ["ingest", str(forged), "--user", "bob@example.com", "--group", "hr"])
     assert result.exit_code == 1 and "only an admin may limit" in result.stdout
+
+
+# every path after a change of groups -------------------------------------------------------------------
+
+
+def test_after_a_relabel_no_path_shows_the_document(kb: KnowledgeBase):
+    handbook = only(kb, "handbook.md")
+    kb.set_groups(handbook.doc_id, ["hr"], LOCAL_ADMIN)
+    kb.work_queue()
+    for actor in (bob(kb), ANONYMOUS):
+        assert kb.search("salary reviews spring", actor=actor) == []
+        answer = kb.ask("When do salary reviews happen in spring?", actor=actor)
+        assert not answer.found and "spring" not in answer.text
+        assert all(p.chunk.doc_id != handbook.doc_id for p in answer.passages)  # not among "closest passages"
+        assert kb.original(handbook.doc_id, actor=actor) is None
+        assert handbook.doc_id not in {d.doc_id for d in kb.documents(actor=actor)}
+        assert kb.find_documents("handbook.md", actor=actor) == []
+    assert kb.ask("When do salary reviews happen in spring?", actor=alice(kb)).found
+
+
+def test_the_admin_page_changes_who_sees_a_document(tmp_path: Path):
+    from app_helpers import add_documents, app_environment, html_of, new_app
+
+    with app_environment(tmp_path, KB_ADMIN_PASSWORD="s3cret", KB_USER_GROUPS=GROUPS) as base:
+        add_documents(base, tmp_path / "docs", {"handbook.md": HANDBOOK})
+        admin = new_app("pages/admin.py")
+        admin.text_input[0].set_value("s3cret")
+        admin.button[0].click().run()
+        (document,) = [s for s in admin.selectbox if s.label == "Document"]
+        document.set_value(only(base, "handbook.md").doc_id)
+        [t for t in admin.text_input if t.label == "Visible to these groups"][0].set_value("hr")
+        [b for b in admin.button if b.label == "Change who sees it"][0].click().run()
+        assert not admin.exception and admin.success, admin.exception
+        assert only(base, "handbook.md").groups == ("hr",)
+
+        chat = new_app()  # an anonymous visitor, at once
+        chat.chat_input[0].set_value("When do salary reviews happen?").run()
+        assert "spring" not in html_of(chat) and "handbook.md" not in html_of(chat)
