@@ -1,14 +1,18 @@
 """Feedback on answers: building the record from an answer, and the CSV an admin exports.
 
 The CSV is opened in spreadsheets, and its cells hold text typed by users and quoted from uploaded
-files, so a cell that a spreadsheet would run as a formula (=, +, -, @, tab, CR) is prefixed with '.
+files. A spreadsheet may split a line at a comma, a semicolon (European locales), a tab or a bar,
+and some ignore quotes, so every cell is quoted and `spreadsheet_safe` defuses every piece of it
+that could start a formula; the app's tables use the same function, since their cells can leave
+the app too (the table's own "Download as CSV", copy and paste).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from typing import Iterable
+import re
+from typing import Iterable, TypeVar
 
 from kb.records import Answer, Feedback
 
@@ -16,7 +20,11 @@ MAX_COMMENT_CHARS = 2000
 CSV_COLUMNS = (
     "id", "created_at", "user", "rating", "comment", "question", "query", "answer", "cited_chunk_ids", "mode",
 )
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A piece starts at the start of a cell or after a character a spreadsheet may split at (a
+# separator, or a line break for one that ignores quotes); spaces and double quotes (which a reader
+# may trim) can come before the character that makes it a formula (= + - @).
+_FORMULA_PIECE = re.compile(r'(^|[,;\t|\r\n])([\s"]*)(?=[=+\-@])')
+T = TypeVar("T")
 
 
 class BadFeedback(ValueError):
@@ -42,16 +50,21 @@ def feedback_for(
 def to_csv(rows: Iterable[Feedback]) -> str:
     """The feedback log as CSV, one row per rating, safe to open in a spreadsheet."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         values = (row.id, row.created_at, row.user, row.rating, row.comment, row.question, row.query,
                   row.answer, " ".join(row.chunk_ids), row.mode)
-        writer.writerow([_inert(value) for value in values])
+        writer.writerow([spreadsheet_safe(value) for value in values])
     return out.getvalue()
 
 
-def _inert(value: object) -> object:
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+def spreadsheet_safe(value: T) -> T:
+    """`value` with a ' before every = + - @ that would start a formula in some spreadsheet.
+
+    That is the first such character of the text and of every piece after , ; tab | or a line
+    break, with only spaces or double quotes between: `x;=1+1` becomes `x;'=1+1`. Other values
+    (numbers, None) are returned as they are; applying it twice changes nothing more."""
+    if not isinstance(value, str):
+        return value
+    return _FORMULA_PIECE.sub(r"\1\2'", value)  # type: ignore[return-value]

@@ -15,7 +15,8 @@ from kb.auth import Actor, NotAuthorized, TooManyAttempts, is_admin
 from kb.highlight import markdown_literal
 from kb.service import KnowledgeBase
 from pages.common import (
-    ADMIN_PASSWORD_KEY, POLL_S, current_actor, enter_through_app, knowledge_base, oidc_configured, show_jobs,
+    ADMIN_PASSWORD_KEY, POLL_S, current_actor, enter_through_app, knowledge_base, oidc_configured, password_client,
+    safe_table, show_jobs,
 )
 
 REINDEX_KEY = "reindex_job"
@@ -41,7 +42,10 @@ Then restart the app."""
 def sign_in(kb: KnowledgeBase, actor: Actor, oidc: bool) -> None:
     settings = kb.settings
     if oidc and settings.admin_email_set:
-        if not actor.email:
+        if actor.unverified_email:
+            st.warning(f"{markdown_literal(actor.unverified_email)} is not verified by your identity provider, "
+                       "so it cannot unlock Admin.", icon=":material/block:")
+        elif not actor.email:
             st.button("Log in with your company account", on_click=st.login, icon=":material/login:")
         else:
             st.warning(f"{actor.email} is not an admin.", icon=":material/block:")
@@ -50,7 +54,7 @@ def sign_in(kb: KnowledgeBase, actor: Actor, oidc: bool) -> None:
             given = st.text_input("Admin password", type="password")
             if st.form_submit_button("Unlock", icon=":material/lock_open:"):
                 try:
-                    right = kb.password_guard.check(given, settings)
+                    right = kb.password_guard.check(given, settings, password_client())
                 except TooManyAttempts as exc:
                     st.error(str(exc), icon=":material/timer:")
                     return
@@ -68,7 +72,7 @@ def statistics(kb: KnowledgeBase) -> None:
     second.metric("Chunks", numbers["chunks"])
     third.metric("Index size", f"{index.get('size_bytes', 0) / 2**20:.1f} MB" if "size_bytes" in index else "n/a")
     fourth.metric("Pages", numbers["pages"])
-    st.dataframe(
+    safe_table(
         [
             {"setting": "embedding model", "value": numbers["dense_model"] or "none (keyword search only)"},
             {"setting": "search", "value": numbers["search_mode"]},
@@ -78,7 +82,6 @@ def statistics(kb: KnowledgeBase) -> None:
             {"setting": "chunks added since the index was optimized", "value": str(numbers["unoptimized_chunks"])},
             {"setting": "jobs waiting", "value": str(numbers["queued_jobs"])},
         ],
-        hide_index=True, width="stretch",
     )
     for warning in numbers["warnings"]:
         st.warning(warning, icon=":material/warning:")
@@ -90,10 +93,7 @@ def health(kb: KnowledgeBase) -> None:
             st.session_state[HEALTH_KEY] = (time.strftime("%H:%M:%S"), kb.health())
     checked_at, components = st.session_state[HEALTH_KEY]
     st.caption(f"Checked at {checked_at}")
-    st.dataframe(
-        [{"component": c.component, "status": c.status, "detail": c.detail} for c in components],
-        hide_index=True, width="stretch",
-    )
+    safe_table([{"component": c.component, "status": c.status, "detail": c.detail} for c in components])
 
 
 def reindex(kb: KnowledgeBase, actor: Actor) -> None:
@@ -188,13 +188,12 @@ def feedback_log(kb: KnowledgeBase, actor: Actor) -> None:
         "Export as CSV", data=lambda: kb.feedback_csv(actor), file_name="kb-feedback.csv", mime="text/csv",
         on_click="ignore", icon=":material/download:", disabled=not rows,
     )
-    st.dataframe(
+    safe_table(
         [
             {"time": r.created_at, "user": r.user, "rating": "👍" if r.rating == 1 else "👎", "comment": r.comment,
              "question": r.question, "searched for": r.query, "answer": r.answer, "cited": " ".join(r.chunk_ids)}
             for r in rows
         ],
-        hide_index=True, width="stretch",
     )
 
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 import contextvars
 import html
 import math
+import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 
-from kb.auth import ANONYMOUS, Actor, actor_for
+from kb.auth import Actor, Client, actor_from_login
 from kb.config import ConfigError, load_settings
+from kb.feedback import spreadsheet_safe
 from kb.index import IndexUnavailable
 from kb.jobs import Worker
 from kb.records import Job
@@ -25,6 +29,7 @@ from kb.service import IndexBusy, KnowledgeBase
 IN_APP = contextvars.ContextVar("kb_in_app", default=False)
 POLL_S = 1.0  # how often a page showing running jobs looks at the catalog
 ADMIN_PASSWORD_KEY = "admin_password"  # session_state: the password this session unlocked Admin with
+CLIENT_KEY = "password_client"  # session_state: the random token the password guard knows this session by
 
 
 @dataclass
@@ -87,16 +92,31 @@ def oidc_configured() -> bool:
 
 
 def current_actor() -> Actor:
-    """The session's user: the e-mail of an OIDC login (with the groups the login carries, else the
-    configured ones), plus the admin password if one was entered."""
-    email, identity_groups = "", None
-    if oidc_configured() and st.user.get("is_logged_in"):
-        email = str(st.user.get("email") or "")
-        claim = st.user.get("groups")
-        if isinstance(claim, (list, tuple)):
-            identity_groups = tuple(str(group) for group in claim)
+    """The session's user: an OIDC login (`kb.auth.actor_from_login` decides what its claims are
+    worth), plus the admin password if one was entered."""
+    claims = st.user if oidc_configured() else None
     password = st.session_state.get(ADMIN_PASSWORD_KEY, "")
-    return actor_for(email or ANONYMOUS, knowledge_base().settings, identity_groups, password=password)
+    return actor_from_login(claims, knowledge_base().settings, password=password)
+
+
+def password_client() -> Client:
+    """Who types the admin password, for `kb.auth.PasswordGuard`: a token this server drew for the
+    session, and the connection's address as Streamlit's web server resolved it (it follows
+    X-Forwarded-For only from a trusted proxy, see `kb.auth.Client`). X-Forwarded-For is never read
+    here: a client that reaches the app directly can write anything into it."""
+    token = st.session_state.get(CLIENT_KEY)
+    if not token:
+        token = st.session_state[CLIENT_KEY] = secrets.token_urlsafe(16)
+    address = st.context.ip_address
+    return Client(session=token, address=address if isinstance(address, str) else None)  # AppTest: a mock
+
+
+def safe_table(rows: Iterable[Mapping[str, Any]], **options: Any) -> None:
+    """`st.dataframe` for rows that hold text from users or documents: every cell goes through
+    `kb.feedback.spreadsheet_safe`, since the table's toolbar can download it as CSV and its cells
+    can be copied into a spreadsheet. Every table of the app is shown through here."""
+    safe = [{column: spreadsheet_safe(value) for column, value in row.items()} for row in rows]
+    st.dataframe(safe, hide_index=True, width="stretch", **options)
 
 
 def note(text: str) -> None:
@@ -130,8 +150,7 @@ def show_jobs(kb: KnowledgeBase, job_ids: list[int], key: str) -> None:
         failed = sum(job.outcome == "failed" for job in jobs)
         summary = f"{finished} of {len(jobs)} done" + (f", {failed} failed" if failed else "")
         st.html(f'<p class="kb-jobs-summary" data-key="{key}">{summary}</p>')
-        st.dataframe(job_rows(jobs), hide_index=True, width="stretch",
-                     column_config={"details": st.column_config.TextColumn(width="large")})
+        safe_table(job_rows(jobs), column_config={"details": st.column_config.TextColumn(width="large")})
         return finished == len(jobs)
 
     if all(job.status == "done" for job in kb.catalog.jobs(job_ids)):

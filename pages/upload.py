@@ -11,7 +11,7 @@ import streamlit as st
 
 from kb.records import Document
 from kb.service import KnowledgeBase
-from pages.common import current_actor, enter_through_app, knowledge_base, max_upload_mb, show_jobs
+from pages.common import current_actor, enter_through_app, knowledge_base, max_upload_mb, safe_table, show_jobs
 
 JOBS_KEY = "upload_jobs"  # session_state: the ids of the jobs this session submitted
 
@@ -87,7 +87,7 @@ def main() -> None:
     st.subheader("Documents")
     documents = kb.documents(actor=current_actor())
     if documents:
-        st.dataframe(document_rows(documents), hide_index=True, width="stretch")
+        safe_table(document_rows(documents))
     else:
         st.caption("None yet.")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from app_helpers import (
-    LEAVE, TRAVEL, add_documents, app_environment, knowledge_base, new_app, plain, restart, wait_for_jobs,
+    LEAVE, TRAVEL, add_documents, app_environment, html_of, knowledge_base, new_app, plain, restart, wait_for_jobs,
 )
 from kb.auth import LOCAL_ADMIN, Actor, PasswordGuard
 from kb.records import Answer
@@ -54,27 +54,53 @@ def test_locked_page_asks_for_the_password_and_refuses_a_wrong_one():
     assert not app.tabs and not app.dataframe and "admin_password" not in app.session_state
 
 
-def test_guessing_the_password_is_slowed_down_for_every_session():
-    knowledge_base().password_guard = PasswordGuard()  # no wrong guesses left over from other tests
+def try_password(password: str, app=None):
+    app = app or new_app("pages/admin.py")
+    app.text_input[0].set_value(password)
+    app.button[0].click().run()
+    assert not app.exception, app.exception
+    return app
+
+
+def frozen_guard() -> PasswordGuard:
+    """A guard of its own (no wrong guesses left over from other tests) whose clock stands still, so
+    that a wait cannot run out while AppTest starts the next session."""
+    guard = knowledge_base().password_guard = PasswordGuard(clock=lambda: 1000.0)
+    return guard
+
+
+def test_a_guessing_session_is_slowed_down_and_does_not_lock_out_the_admin():
+    frozen_guard()
+    try:
+        guesser = new_app("pages/admin.py")
+        for _ in range(PasswordGuard.FREE_ATTEMPTS):
+            try_password("guess", guesser)
+            assert [e.value for e in guesser.error] == ["Wrong password."]
+        try_password(PASSWORD, guesser)  # the guesser's own session now waits, even with the right one
+        [refused] = guesser.error
+        assert refused.value.startswith("Too many wrong passwords: try again in")
+        assert not guesser.tabs and "admin_password" not in guesser.session_state
+        admin = try_password(PASSWORD)  # the admin, in another session, is not held up by the guesser
+        assert admin.tabs and not admin.error and admin.session_state["admin_password"] == PASSWORD
+    finally:
+        knowledge_base().password_guard = PasswordGuard()
+
+
+def test_a_new_session_for_every_guess_is_slowed_down_by_the_address():
+    frozen_guard()
     try:
         for _ in range(PasswordGuard.FREE_ATTEMPTS):
-            app = new_app("pages/admin.py")
-            app.text_input[0].set_value("guess")
-            app.button[0].click().run()
-            assert [e.value for e in app.error] == ["Wrong password."]
-        app = new_app("pages/admin.py")  # a new session: the guard is the server's, not the browser's
-        app.text_input[0].set_value(PASSWORD)
-        app.button[0].click().run()
-        [refused] = app.error
+            assert [e.value for e in try_password("guess").error] == ["Wrong password."]
+        # AppTest has no client address (like a loopback client): the fresh sessions share "unknown"
+        [refused] = try_password("guess").error
         assert refused.value.startswith("Too many wrong passwords: try again in")
-        assert not app.tabs and "admin_password" not in app.session_state
     finally:
         knowledge_base().password_guard = PasswordGuard()
 
 
 def test_unlocked_page_shows_statistics_health_and_the_feedback_log():
     answer = Answer(text="A [1]", mode="extractive")
-    knowledge_base().record_feedback(Actor(name="ann@example.com"), "Q?", "Q?", answer, -1, "=cmd")
+    knowledge_base().record_feedback(Actor(name="ann@example.com"), "x;=1+1", "Q?", answer, -1, "=cmd|' /C calc'!A0")
     app = unlocked_admin()
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Documents"] == "2" and int(metrics["Chunks"]) >= 2 and metrics["Index size"].endswith("MB")
@@ -85,23 +111,47 @@ def test_unlocked_page_shows_statistics_health_and_the_feedback_log():
     assert health["index"]["status"] == "ok" and health["catalog"]["status"] == "ok"
     assert health["LLM endpoint"]["status"] == "off" and "extractive" in health["LLM endpoint"]["detail"]
     feedback = app.dataframe[-1].value.to_dict("records")
-    assert feedback[0]["user"] == "ann@example.com" and feedback[0]["comment"] == "=cmd"
+    # the table's own "Download as CSV" and copy would carry these cells into a spreadsheet: defused
+    assert feedback[0]["user"] == "ann@example.com" and feedback[0]["comment"] == "'=cmd|' /C calc'!A0"
+    assert feedback[0]["question"] == "x;'=1+1"
     export = [b for b in app.get("download_button") if b.proto.label == "Export as CSV"]
     assert export and not export[0].proto.disabled
+
+
+def oidc_app(user: dict):
+    app = new_app()
+    app.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x"}
+    app.user = user
+    app.switch_page("pages/admin.py").run()
+    assert not app.exception, app.exception
+    return app
 
 
 def test_an_admin_email_from_the_oidc_login_unlocks_and_another_does_not(monkeypatch):
     monkeypatch.setenv("KB_ADMIN_EMAILS", "boss@example.com")
     restart()
     try:
-        app = new_app()
-        app.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x"}
-        app.user = {"is_logged_in": True, "email": "intern@example.com"}
-        app.switch_page("pages/admin.py").run()
+        app = oidc_app({"is_logged_in": True, "email": "intern@example.com", "email_verified": True})
         assert not app.tabs and "intern@example.com is not an admin." in [w.value for w in app.warning]
-        app.user = {"is_logged_in": True, "email": "Boss@Example.com"}
+        app.user = {"is_logged_in": True, "email": "Boss@Example.com", "email_verified": True}
         app.run()
         assert app.tabs
+    finally:
+        monkeypatch.delenv("KB_ADMIN_EMAILS")
+        restart()
+
+
+def test_an_unverified_admin_email_does_not_unlock(monkeypatch):
+    monkeypatch.setenv("KB_ADMIN_EMAILS", "boss@example.com")
+    restart()
+    try:
+        for verified in ({"email_verified": False}, {}):  # said false, or not said at all
+            app = oidc_app({"is_logged_in": True, "email": "boss@example.com", **verified})
+            assert not app.tabs and not app.dataframe
+            [warning] = [plain(w.value) for w in app.warning]
+            assert warning == "boss@example.com is not verified by your identity provider, so it cannot unlock Admin."
+            assert "Signed in as boss@example.com (unverified)" in html_of(app)
+            assert app.text_input  # the password still works for whoever has it
     finally:
         monkeypatch.delenv("KB_ADMIN_EMAILS")
         restart()
