@@ -15,6 +15,7 @@ from kb.auth import Actor, NotAuthorized, TooManyAttempts, is_admin
 from kb.highlight import markdown_literal
 from kb.service import KnowledgeBase
 from pages.common import (
+    document_labels,
     ADMIN_PASSWORD_KEY, POLL_S, current_actor, enter_through_app, knowledge_base, oidc_configured, password_client,
     safe_table, show_jobs,
 )
@@ -146,7 +147,7 @@ def reindex_progress(kb: KnowledgeBase, job_id: int) -> None:
 
 def delete(kb: KnowledgeBase, actor: Actor) -> None:
     documents = kb.documents(actor=actor)
-    names = {d.doc_id: d.name for d in documents}
+    names = document_labels(documents)
     with st.form("delete", clear_on_submit=True):
         chosen = st.multiselect("Documents to delete", options=list(names), format_func=names.__getitem__)
         sure = st.checkbox("Delete them from the index, the catalog and the stored originals")

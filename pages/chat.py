@@ -20,7 +20,7 @@ from kb.highlight import answer_html, mark_words, markdown_literal, passage_html
 from kb.index import IndexUnavailable
 from kb.records import Answer, Passage
 from kb.service import KnowledgeBase
-from pages.common import current_actor, enter_through_app, knowledge_base, note
+from pages.common import document_labels, current_actor, enter_through_app, knowledge_base, note
 
 
 MAX_QUESTION_CHARS = 2000
@@ -156,7 +156,7 @@ def main() -> None:
 
     actor = current_actor()  # once per run: who is asking decides which documents can answer
     documents = [d for d in kb.documents(actor=actor) if d.status == "ok"]
-    names = {d.doc_id: d.name for d in documents}
+    names = document_labels(documents)
     turns: list[Turn] = st.session_state.setdefault("turns", [])
     if "doc_filter" in st.session_state:  # documents deleted since they were chosen drop out
         st.session_state["doc_filter"] = [d for d in st.session_state["doc_filter"] if d in names]

@@ -8,6 +8,7 @@ all sessions share them and a job keeps running when its page is left; per-user 
 from __future__ import annotations
 
 import contextvars
+from collections import Counter
 import html
 import math
 import secrets
@@ -22,7 +23,7 @@ from kb.config import ConfigError, load_settings
 from kb.feedback import spreadsheet_safe
 from kb.index import IndexUnavailable
 from kb.jobs import Worker
-from kb.records import Job
+from kb.records import Document, Job
 from kb.service import IndexBusy, KnowledgeBase
 
 # True while streamlit_app.main() runs the current page through st.navigation.
@@ -122,6 +123,15 @@ def safe_table(rows: Iterable[Mapping[str, Any]], **options: Any) -> None:
 def note(text: str) -> None:
     """A small grey line of plain text (no Markdown: it may hold a question, a name or an address)."""
     st.html(f'<p class="kb-note">{html.escape(text)}</p>')
+
+
+def document_labels(documents: list[Document]) -> dict[str, str]:
+    """doc_id -> the name to show in a picker; documents that share a name say whose they are."""
+    counts = Counter(d.name for d in documents)
+    return {
+        d.doc_id: d.name if counts[d.name] == 1 else f"{d.name} ({d.owner or 'admin'}, {', '.join(d.groups) or 'everyone'})"
+        for d in documents
+    }
 
 
 def max_upload_mb(kb: KnowledgeBase) -> int:
