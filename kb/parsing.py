@@ -2,8 +2,15 @@
 
 The kind of a file comes from its content (libmagic, the zip or OLE container inside it); the file name only
 chooses between text formats (Markdown, plain text, CSV, HTML, e-mail ...), so a PDF renamed to .docx is still
-read as a PDF. PDFs are read with pypdfium2 (`kb.pdf_text`), everything else with unstructured's partitioner for
-that format. Every failure a user can cause becomes a `ParseError` with one readable line.
+read as a PDF. One exception the other way: a file named as text (.md, .txt, .csv ...) whose bytes decode as
+text is text, whatever libmagic guesses from its first words (an abstract starting "Article" is "message/news"
+to it, a Markdown page with `import X from` is JavaScript, one starting "PA" is an HP-GL plot); a PNG or a zip
+named .md is still what it is. PDFs are read with pypdfium2 (`kb.pdf_text`), CSV and TSV with Python's csv module
+(`kb.delimited`: unstructured's reader refuses tables of more than 5 million cells), everything else with
+unstructured's partitioner for that format; HTML, and the HTML inside e-mails and Markdown, first goes through
+`kb.html_visible`, which removes text a browser would not show and flattens nesting too deep for libxml2.
+Text is UTF-8 unless its bytes clearly are another encoding (`decode_text`). Every failure a user can cause
+becomes a `ParseError` with one readable line.
 
 The spaCy problem. unstructured decides whether an unstyled paragraph is prose or a heading by asking
 `unstructured.partition.text_type` for its sentence count, capital-letter ratio and whether it contains a verb.
@@ -30,7 +37,6 @@ import codecs
 import email.parser
 import functools
 import importlib
-import io
 import re
 import zipfile
 from collections.abc import Iterable
@@ -43,6 +49,8 @@ import lxml.html
 import magic
 import olefile
 
+from kb.delimited import RaggedTable, delimited_tables
+from kb.html_visible import visible_html
 from kb.pdf_text import parse_pdf
 from kb.records import Element, ParsedFile, ParseError
 
@@ -67,6 +75,10 @@ BROKEN_CONTAINER_KINDS = {
     "application/vnd.openxmlformats-officedocument.presentationml.presentation": "pptx",
     "application/vnd.ms-outlook": "msg",
 }
+TEXT_SNIFF_BYTES = 64 * 1024
+# Control characters other than tab, line ends, form feed and escape (coloured logs), and U+FFFD from bad bytes.
+NOT_TEXT_CHARACTERS = re.compile(r"[\x01-\x08\x0e-\x1a\x1c-\x1f\x7f\ufffd]")
+MAX_BAD_CHARACTER_SHARE = 0.01
 CONTAINER_SIGNATURES = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")  # zip and OLE: never plain text
 OOXML_KIND_BY_PART = {"word/document.xml": "docx", "xl/workbook.xml": "xlsx", "ppt/presentation.xml": "pptx"}
 # What an unsupported file is, in words a non-engineer knows, and what to do about it.
@@ -94,8 +106,6 @@ PARTITIONERS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "html": ("unstructured.partition.html", "partition_html", {}),
     "xml": ("unstructured.partition.xml", "partition_xml", {}),
     "json": ("unstructured.partition.json", "partition_json", {}),
-    "csv": ("unstructured.partition.csv", "partition_csv", {}),
-    "tsv": ("unstructured.partition.tsv", "partition_tsv", {}),
     "docx": ("unstructured.partition.docx", "partition_docx", {}),
     "pptx": ("unstructured.partition.pptx", "partition_pptx", {}),
     "xlsx": ("unstructured.partition.xlsx", "partition_xlsx", {"find_subtable": False}),
@@ -105,7 +115,11 @@ PARTITIONERS: dict[str, tuple[str, str, dict[str, Any]]] = {
 # [""] skips language detection: nothing here uses it, and loading langdetect's profiles costs a second.
 COMMON_OPTIONS: dict[str, Any] = {"languages": [""]}
 DECODED_KINDS = {"txt", "md", "html", "xml", "json"}  # handed to unstructured as text we decoded ourselves
-TABLE_KINDS = {"csv", "tsv"}  # handed over as UTF-8 bytes we re-encoded; read as text when they will not tabulate
+TABLE_KINDS = {"csv", "tsv"}  # read by kb.delimited; as text when they will not tabulate
+# Partitioners that hand HTML to unstructured's partition_html from inside: they get the visible HTML too.
+HTML_INSIDE = {
+    "md": "unstructured.partition.md", "eml": "unstructured.partition.email", "msg": "unstructured.partition.msg",
+}  # fmt: skip
 MAX_HEADING_WORDS = 30
 SKIPPED_CATEGORIES = {"PageBreak", "Header", "Footer", "PageNumber"}
 KIND_BY_CATEGORY = {"Title": "title", "ListItem": "list_item", "Table": "table"}
@@ -117,8 +131,24 @@ BOMS = (  # UTF-32 first: its little-endian mark starts with UTF-16's
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
+# A well-formed UTF-8 sequence of two to four bytes (no overlongs, no surrogates, nothing above U+10FFFF).
+UTF8_MULTIBYTE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
+    rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
+ASCII_BYTES = bytes(range(128))
+NOT_ASCII_LETTER_BYTES = bytes(b for b in range(256) if not chr(b).isascii() or not chr(b).isalpha())
+NON_LATIN_SHARE = 0.3  # bytes above 127 among letters: a few percent in Western text, most in other scripts
+# Windows-1252 symbols that are Windows-1250 letters (³ ¹ ¾ ¼ £ ¥ = ł ą ľ Ľ Ł Ą), next to a letter.
+CENTRAL_EUROPEAN_SIGNS = re.compile(r"(?<=[^\W\d_])[\xb3\xb9\xbe\xbc\xa3\xa5]|[\xb3\xb9\xbe\xbc\xa3\xa5](?=[^\W\d_])")
 # Control characters, and invisible characters that split words or reverse their display.
 INVISIBLE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f\u200b\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
+LINE_BREAK = re.compile(r"\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")  # where str.splitlines splits
+OTHER_LINE_BREAK = re.compile(r"[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+UNUSUAL_SPACE = re.compile(r"[^\S \n]")  # whitespace other than a space or a line end
+SPACE_RUN = re.compile(r"[ \t\xa0]+")
+LINE_EDGE_SPACE = re.compile(r"[^\S\n]*\n[^\S\n]*")
+BLANK_LINES = re.compile(r"\n{3,}")
 SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?])\s+")
 WORD = re.compile(r"\w+|[^\w\s]")
 # Markdown files of static-site generators start with YAML metadata between two "---" lines.
@@ -193,21 +223,81 @@ def split_words(text: str) -> list[str]:
 
 
 def decode_text(data: bytes) -> str:
-    """Text from bytes: a byte-order mark wins, then UTF-8, then the best guess; bad bytes become U+FFFD."""
+    """Text from bytes: UTF-8, with U+FFFD for bad bytes, unless the bytes clearly are another encoding.
+
+    A byte-order mark wins; then UTF-16 without one (NUL bytes in every other position); then UTF-8, and a
+    file with at least as many valid UTF-8 sequences as bad bytes is UTF-8 with errors, not another encoding
+    (guessing one would garble every "ï" that was right, to fix one byte that was wrong). Only bytes that
+    are mostly not UTF-8 are legacy text: see `decode_legacy`.
+    """
     for bom, encoding in BOMS:
         if data.startswith(bom):
             return data[len(bom) :].decode(encoding, errors="replace")
+    utf16 = _utf16_without_bom(data)
+    if utf16 is not None:
+        return data.decode(utf16, errors="replace")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
+        pass
+    text = data.decode("utf-8", errors="replace")
+    valid = sum(1 for _ in UTF8_MULTIBYTE.finditer(data))
+    invalid = text.count("\ufffd") - data.count("\ufffd".encode())
+    return text if valid >= invalid else decode_legacy(data)
+
+
+def decode_legacy(data: bytes) -> str:
+    """Text in a legacy encoding: Windows-1252 for Latin-script text, unless it reads better as Windows-1250
+    (Polish ł and ą come out as ³ and ¹ inside words); other scripts (Cyrillic, Greek, CJK ...), where bytes
+    above 127 make up most letters, go to charset_normalizer, which tells those apart well but often takes
+    short Western text for Arabic or Central European."""
+    high = len(data.translate(None, ASCII_BYTES))
+    letters = high + len(data.translate(None, NOT_ASCII_LETTER_BYTES))
+    if letters and high / letters > NON_LATIN_SHARE:
         guess = charset_normalizer.from_bytes(data).best()
-        return str(guess) if guess is not None else data.decode("utf-8", errors="replace")
+        if guess is not None:
+            return str(guess)
+    western = data.decode("cp1252", errors="replace")
+    if len(CENTRAL_EUROPEAN_SIGNS.findall(western)) >= 2 or "\ufffd" in western:
+        central = data.decode("cp1250", errors="replace")
+        if not CENTRAL_EUROPEAN_SIGNS.search(central) and central.count("\ufffd") <= western.count("\ufffd"):
+            return central
+    return western
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """"utf-16-le" or "utf-16-be" for text whose every other byte is mostly NUL (Latin script in UTF-16)."""
+    sample = data[:4096]
+    half = len(sample) // 2
+    if half < 2:
+        return None
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    for nuls, others, encoding in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
+        if nuls >= 0.4 * half and others <= 0.05 * half:
+            try:
+                data[: len(data) - len(data) % 2].decode(encoding)
+            except UnicodeDecodeError:
+                return None
+            return encoding
+    return None
 
 
 def clean_text(text: str) -> str:
-    """Text without control or invisible characters and without trailing spaces on its lines."""
-    lines = (re.sub(r"[ \t\xa0]+", " ", line).strip() for line in INVISIBLE.sub("", text).splitlines())
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    """Text without control or invisible characters and without trailing spaces on its lines.
+
+    Each whole-text substitution runs only when a quick search says it would change something, so the
+    common case (a million table rows, plain prose) costs a few scans at C speed.
+    """
+    text = INVISIBLE.sub("", text)
+    if "\r" in text or OTHER_LINE_BREAK.search(text):
+        text = LINE_BREAK.sub("\n", text)
+    if "  " in text or "\t" in text or "\xa0" in text:
+        text = SPACE_RUN.sub(" ", text)
+    if " \n" in text or "\n " in text or UNUSUAL_SPACE.search(text):
+        text = LINE_EDGE_SPACE.sub("\n", text)
+    if "\n\n\n" in text:
+        text = BLANK_LINES.sub("\n\n", text)
+    return text.strip()
 
 
 def _detect(path: Path, claimed: str) -> str:
@@ -220,6 +310,8 @@ def _detect(path: Path, claimed: str) -> str:
         return _ole_kind(path, mime)
     if mime in BROKEN_CONTAINER_KINDS:  # says Office or Outlook on the outside, but cannot be opened
         raise _damaged(BROKEN_CONTAINER_KINDS[mime])
+    if claimed in TEXT_KIND_BY_EXTENSION and mime not in NOT_PLAIN_TEXT_MIMES and _reads_as_text(path):
+        return TEXT_KIND_BY_EXTENSION[claimed]  # libmagic's guess from a few words (news, JavaScript, HP-GL)
     if _is_textual(mime) or (mime == "application/octet-stream" and _looks_like_text(path)):
         return TEXT_KIND_BY_EXTENSION.get(claimed) or TEXT_KIND_BY_MIME.get(mime, "txt")
     if mime in ("application/octet-stream", "application/zip") and claimed.lstrip(".") in KIND_LABELS:
@@ -229,6 +321,25 @@ def _detect(path: Path, claimed: str) -> str:
 
 def _is_textual(mime: str) -> bool:
     return (mime.startswith("text/") and mime not in NOT_PLAIN_TEXT_MIMES) or mime in TEXTUAL_APPLICATION_MIMES
+
+
+def _reads_as_text(path: Path) -> bool:
+    """True when the first 64 KB decode to text: no NUL, almost no other control characters or bad bytes.
+
+    Every binary format has NUL and control bytes within its first few hundred bytes (a PNG in its first 16),
+    so this never takes a picture or an archive for text, while libmagic's text rules can match prose.
+    """
+    with path.open("rb") as file:
+        head = file.read(TEXT_SNIFF_BYTES)
+    if head.startswith(CONTAINER_SIGNATURES):
+        return False
+    text = decode_text(head)
+    if len(head) == TEXT_SNIFF_BYTES:
+        text = text[:-1]  # the last character may have been cut in two
+    if not text or "\x00" in text:
+        return False
+    bad = len(NOT_TEXT_CHARACTERS.findall(text))
+    return bad <= MAX_BAD_CHARACTER_SHARE * len(text)
 
 
 def _looks_like_text(path: Path) -> bool:
@@ -283,16 +394,20 @@ def _partition(path: Path, kind: str) -> ParsedFile:
     if kind in ("eml", "msg"):
         _reject_encrypted_message(path, kind)
     text = decode_text(path.read_bytes()) if kind in DECODED_KINDS | TABLE_KINDS else ""
+    if kind in TABLE_KINDS:
+        try:
+            return ParsedFile(elements=delimited_tables(text, "\t" if kind == "tsv" else None))
+        except RaggedTable:
+            kind = "txt"  # ragged rows: still readable as text
+    if kind in HTML_INSIDE:
+        route_html_through_visible(HTML_INSIDE[kind])
     front_title = None
     if kind == "md":
         front_title, text = split_front_matter(text)
         text = TEMPLATE_TAG.sub("", text)
-    try:
-        raw = _run_partitioner(path, kind, text)
-    except ValueError:
-        if kind not in TABLE_KINDS:
-            raise
-        raw = _run_partitioner(path, "txt", text)  # ragged rows: still readable as text
+    if kind == "html" and text.strip():
+        text = visible_html(text)
+    raw = _run_partitioner(path, kind, text)
     elements = list(_elements(raw, kind))
     heading = front_title or next((el.metadata.subject for el in raw if getattr(el.metadata, "subject", None)), None)
     if heading:
@@ -308,9 +423,23 @@ def _run_partitioner(path: Path, kind: str, text: str) -> list[Any]:
     options = {**COMMON_OPTIONS, **options}
     if kind in DECODED_KINDS:
         return partition(text=text, **options) if text.strip() else []
-    if kind in TABLE_KINDS:
-        return partition(file=io.BytesIO(text.encode("utf-8")), **options)
     return partition(filename=str(path), **options)
+
+
+@functools.cache
+def route_html_through_visible(module_name: str) -> None:
+    """Make the HTML that `module_name` (e-mail, Outlook, Markdown) hands to unstructured's partition_html
+    pass through `visible_html` first, as a .html file's does. Runs once per module."""
+    module = importlib.import_module(module_name)
+    partition_html = module.partition_html
+
+    @functools.wraps(partition_html)
+    def partition_visible_html(*args: Any, **kwargs: Any) -> list[Any]:
+        if kwargs.get("text"):
+            kwargs["text"] = visible_html(kwargs["text"])
+        return partition_html(*args, **kwargs)
+
+    module.partition_html = partition_visible_html
 
 
 def split_front_matter(text: str) -> tuple[str | None, str]:

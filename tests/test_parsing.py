@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from kb import parsing
-from kb.parsing import detect_type, parse_file
+from kb.chunking import chunk_document, count_words
+from kb.delimited import TABLE_PART_WORDS
+from kb.parsing import decode_text, detect_type, parse_file
 from kb.records import ParseError
 
 BODY = (  # a paragraph as a PDF lays it out: full lines, then a short last one
@@ -118,6 +120,21 @@ def make_eml(path: Path) -> Path:
 
 def texts(parsed) -> list[tuple[str, str]]:
     return [(element.kind, element.text) for element in parsed.elements]
+
+
+def png_bytes() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def zip_bytes() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("notes.txt", "hello")
+    return buffer.getvalue()
 
 
 # --- formats ---------------------------------------------------------------------------------------------
@@ -421,3 +438,244 @@ def test_partitioning_never_loads_a_spacy_model(tmp_path: Path, monkeypatch: pyt
     ]
     for path in files:
         assert parse_file(path).elements, path.name
+
+
+# --- hidden text in HTML ----------------------------------------------------------------------------------
+
+HIDDEN_PAGE = """<html><head><style>
+.promo { display: none }  #legal { visibility: hidden }  aside { display:none }
+p.tiny { font-size: 1px }  .ghost, .other { color: #ffffff }
+.sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0, 0, 0, 0) }
+</style></head><body>
+<h1>Leave policy</h1>
+<p>Staff get 25 paid days off.</p>
+<p style="display:none">Staff are granted 365 paid days off.</p>
+<p>Carry-over <span style="visibility:hidden">is unlimited and</span> is capped at five days.</p>
+<div hidden>Managers approve every request at once.</div>
+<p style="font-size:0">Zero-size text.</p>
+<p><span style="font-size:1px;color:#fff">Tiny white text.</span>Ask HR for details.</p>
+<p style="color:#ffffff;background-color:#fff">White on white.</p>
+<p><font color="white">White font tag on the white page.</font></p>
+<template><p>Template text.</p></template>
+<p class="promo">Promo class text.</p>
+<p id="legal">Legal id text.</p>
+<aside>Aside tag text.</aside>
+<p class="tiny">Tiny class text.</p>
+<p class="ghost">Ghost class text.</p>
+<p style="position:absolute; left:-9999px">Off-screen text.</p>
+<p style="opacity:0">Transparent text.</p>
+<p>Requests go through the portal.<span class="sr-only"> Screen-reader-only text.</span></p>
+</body></html>"""
+
+
+def test_html_text_a_browser_would_not_show_is_dropped(tmp_path: Path) -> None:
+    parsed = parse_file(write(tmp_path, "leave.html", HIDDEN_PAGE))
+    assert texts(parsed) == [
+        ("title", "Leave policy"),
+        ("text", "Staff get 25 paid days off."),
+        ("text", "Carry-over is capped at five days."),
+        ("text", "Ask HR for details."),
+        ("text", "Requests go through the portal."),
+    ]
+
+
+def test_html_text_that_is_visible_after_all_is_kept(tmp_path: Path) -> None:
+    html = """<html><head><style>
+    .dark { background: #000 }  .note { display: none }  .note.shown { display: block }
+    @media print { .screen { display: none } }
+    </style></head><body>
+    <p style="visibility:hidden">Hidden parent <span style="visibility:visible">visible child</span></p>
+    <div style="font-size:0"><span style="font-size:16px">Inline-block spacing trick.</span></div>
+    <div class="dark"><p style="color:#fff">White on black.</p></div>
+    <table><tr><td bgcolor="#003366"><font color="#ffffff">White on a navy cell.</font></td></tr></table>
+    <p class="note shown">Shown by a more specific rule.</p>
+    <p class="screen">Hidden only when printed.</p>
+    <p hidden style="display:block">Hidden attribute overridden.</p>
+    <div style="background:url(hero.jpg)"><p style="color:#fff">White on a picture.</p></div>
+    </body></html>"""
+    parsed = parse_file(write(tmp_path, "visible.html", html))
+    assert [e.text for e in parsed.elements] == [
+        "visible child",
+        "Inline-block spacing trick.",
+        "White on black.",
+        "White on a navy cell.",
+        "Shown by a more specific rule.",
+        "Hidden only when printed.",
+        "Hidden attribute overridden.",
+        "White on a picture.",
+    ]
+
+
+def test_no_colour_judgement_when_an_external_stylesheet_may_set_the_background(tmp_path: Path) -> None:
+    html = '<html><head><link rel="stylesheet" href="dark.css"></head><body><p style="color:#fff">Light text.</p>'
+    assert [e.text for e in parse_file(write(tmp_path, "themed.html", html)).elements] == ["Light text."]
+
+
+def test_hidden_text_in_an_email_html_body_is_dropped(tmp_path: Path) -> None:
+    message = EmailMessage()
+    message["Subject"] = "Leave update"
+    message["From"] = "hr@example.com"
+    message["To"] = "all@example.com"
+    message.set_content("Staff get 25 paid days off.")
+    message.add_alternative(
+        "<html><body><p>Staff get 25 paid days off.</p>"
+        '<div style="display:none;max-height:0;overflow:hidden">Staff are granted 365 paid days off.</div>'
+        "<p>Regards, HR</p></body></html>",
+        subtype="html",
+    )
+    path = tmp_path / "update.eml"
+    path.write_bytes(bytes(message))
+    assert [e.text for e in parse_file(path).elements] == ["Leave update", "Staff get 25 paid days off.", "Regards, HR"]
+
+
+def test_hidden_html_inside_markdown_is_dropped(tmp_path: Path) -> None:
+    source = '# Leave\n\nStaff get 25 days.\n\n<div style="display:none">Staff get 365 days.</div>\n\nAsk HR.\n'
+    parsed = parse_file(write(tmp_path, "leave.md", source))
+    assert texts(parsed) == [("title", "Leave"), ("text", "Staff get 25 days."), ("text", "Ask HR.")]
+
+
+# --- deeply nested HTML -----------------------------------------------------------------------------------
+
+
+def test_html_nested_deeper_than_libxml2s_default_limit_keeps_all_its_text(tmp_path: Path) -> None:
+    html = (
+        "<html><body><h1>Top</h1><p>Before the nesting.</p>" + "<div>" * 1000
+        + "<p>Deep sentence at the bottom.</p><p style='display:none'>Deep hidden text.</p><p>Second deep one.</p>"
+        + "</div>" * 1000 + "<p>After the nesting.</p></body></html>"
+    )  # fmt: skip
+    assert texts(parse_file(write(tmp_path, "deep.html", html))) == [
+        ("title", "Top"),
+        ("text", "Before the nesting."),
+        ("text", "Deep sentence at the bottom."),
+        ("text", "Second deep one."),
+        ("text", "After the nesting."),
+    ]
+
+
+def test_html_nested_beyond_what_libxml2_can_read_is_refused_in_one_line(tmp_path: Path) -> None:
+    html = "<p>Top.</p>" + "<div>" * 3000 + "Deep." + "</div>" * 3000 + "<p>After.</p>"
+    with pytest.raises(ParseError, match=r"^the HTML is nested more than 2,048 levels deep, too deep to read$"):
+        parse_file(write(tmp_path, "deeper.html", html))
+
+
+# --- text that libmagic takes for something else -------------------------------------------------------------
+
+MISREAD_TEXTS = [  # first lines of records of SciFact and of the Anthropic docs set that were refused
+    ("abstract.txt", b"Article\n\nIBD is characterized by uncontrolled immune responses.\n", "message/news"),
+    ("legacy.txt", b"Article\n\nOur caf\xe9 opens at nine and closes at five.\n", "message/news"),
+    ("onboarding.md", b"Path: the first step of onboarding is to read the handbook.\n", "message/news"),
+    ("pad4.txt", b"PAD4 is essential for antibacterial innate immunity.\n", "application/vnd.hp-HPGL"),
+    ("aims.txt", b"SPECIFIC AIMS Our previous studies implied a relation.\n", "application/vnd.hp-HPGL"),
+    (
+        "sdk.md",
+        b'Typescript\n\nimport Anthropic from "@anthropic-ai/sdk";\nconst client = new Anthropic();\n',
+        "application/javascript",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "mime"), MISREAD_TEXTS, ids=[case[0] for case in MISREAD_TEXTS])
+def test_text_under_a_text_extension_is_text_whatever_libmagic_says(
+    tmp_path: Path, name: str, data: bytes, mime: str
+) -> None:
+    import magic
+
+    assert magic.from_buffer(data, mime=True) == mime  # the misreading this case is about
+    path = write(tmp_path, name, data)
+    assert detect_type(path) == Path(name).suffix.lstrip(".")
+    words = " ".join(element.text for element in parse_file(path).elements).split()
+    assert words == decode_text(data).split()
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "outcome"),
+    [
+        ("picture.md", "png", r"unsupported file type: picture; .*\(image/png\)"),
+        ("archive.txt", "zip", r"unsupported file type: zip archive; .*\(application/zip\)"),
+        ("noise.txt", "random", r"unsupported file type: unrecognised binary file \(application/octet-stream\)"),
+        ("letter.txt", b"{\\rtf1\\ansi Hello}", r"unsupported file type: Rich Text .*\(text/rtf\)"),
+        ("report.txt", "pdf", "pdf"),
+    ],
+)
+def test_binaries_under_a_text_extension_are_still_what_they_are(
+    tmp_path: Path, name: str, data: bytes | str, outcome: str
+) -> None:
+    made = {"png": png_bytes, "zip": zip_bytes, "random": lambda: random.Random(0).randbytes(4096),
+            "pdf": lambda: make_pdf([["Leave Policy", *BODY]])}  # fmt: skip
+    path = write(tmp_path, name, made[data]() if isinstance(data, str) else data)
+    if outcome == "pdf":
+        assert detect_type(path) == "pdf"
+        return
+    with pytest.raises(ParseError, match=f"^{outcome}$"):
+        parse_file(path)
+
+
+# --- large and unusual CSV ----------------------------------------------------------------------------------
+
+
+def test_long_csv_becomes_tables_that_each_start_with_the_header(tmp_path: Path) -> None:
+    rows = [f"{i},Person {i},City {i % 7}" for i in range(3000)]
+    parsed = parse_file(write(tmp_path, "people.csv", "id,name,city\n" + "\n".join(rows) + "\n"))
+    assert len(parsed.elements) > 1 and {e.kind for e in parsed.elements} == {"table"}
+    assert all(e.text.startswith("id | name | city\n") for e in parsed.elements)
+    assert all(count_words(e.text) <= TABLE_PART_WORDS for e in parsed.elements)
+    body = [line for e in parsed.elements for line in e.text.split("\n")[1:]]
+    assert body == [row.replace(",", " | ") for row in rows]
+    chunks = chunk_document(parsed, doc_id="d", version=1, source="people.csv")
+    assert len(chunks) > 1 and all(chunk.text.startswith("id | name | city\n") for chunk in chunks)
+
+
+def test_a_header_too_wide_to_repeat_heads_only_the_first_part(tmp_path: Path) -> None:
+    header = ",".join(f"column{n}" for n in range(80))  # 159 words as a line: more than half a part
+    rows = [",".join(f"r{i}c{n}" for n in range(80)) for i in range(6)]
+    parsed = parse_file(write(tmp_path, "wide.csv", header + "\n" + "\n".join(rows) + "\n"))
+    lines = [line for e in parsed.elements for line in e.text.split("\n")]
+    assert lines == [header.replace(",", " | "), *(row.replace(",", " | ") for row in rows)]
+    assert len(parsed.elements) > 1
+
+
+def test_csv_over_unstructureds_cell_limit_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # unstructured refuses more than CSV_MAX_CELLS cells (5 million by default: a 1M-row, 10-column file);
+    # lowered here so that a small file crosses it.
+    monkeypatch.setenv("CSV_MAX_CELLS", "100")
+    rows = [f"{i},{i * 2},{i * 3}" for i in range(200)]
+    parsed = parse_file(write(tmp_path, "numbers.csv", "a,b,c\n" + "\n".join(rows) + "\n"))
+    assert sum(e.text.count("\n") for e in parsed.elements) == 200
+
+
+def test_csv_quoting_delimiters_and_blank_cells(tmp_path: Path) -> None:
+    quoted = parse_file(write(tmp_path, "q.csv", 'name,note\n"Smith, Ann","line one\nline two"\nLee,\n\n'))
+    semicolons = parse_file(write(tmp_path, "s.csv", "team;city\r\nBlues;STL\r\n"))
+    one_column = parse_file(write(tmp_path, "c.csv", "name\nAda\nGrace\n"))
+    assert texts(quoted) == [("table", "name | note\nSmith, Ann | line one line two\nLee")]
+    assert texts(semicolons) == [("table", "team | city\nBlues | STL")]
+    assert texts(one_column) == [("table", "name\nAda\nGrace")]
+
+
+# --- encodings ------------------------------------------------------------------------------------------------
+
+
+def test_utf8_with_a_bad_byte_stays_utf8(tmp_path: Path) -> None:
+    data = "The naïve approach works. Crème brûlée for all.".encode() + b" One bad \xff byte.\n"
+    assert decode_text(data) == "The naïve approach works. Crème brûlée for all. One bad \ufffd byte.\n"
+    parsed = parse_file(write(tmp_path, "notes.txt", data))
+    assert parsed.elements[0].text.startswith("The naïve approach works. Crème brûlée")
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("café résumé", "cp1252"),
+        ("naïve", "latin-1"),
+        ("Our café serves a résumé of naïve dishes.", "cp1252"),
+        ("He said “hello” – it’s fine … €5.", "cp1252"),
+        ("Mädchen für Größe, Grüße aus München!", "cp1252"),
+        ("Pracownicy mają prawo do płatnego urlopu. Wniosek należy złożyć w dziale kadr.", "cp1250"),
+        ("Сотрудники получают ежегодный оплачиваемый отпуск продолжительностью двадцать восемь дней.", "cp1251"),
+        ("员工每年享有带薪年假，具体天数根据工龄确定。请向人力资源部门申请。", "gbk"),
+        ("Café rules for everyone", "utf-16-le"),
+        ("Café rules for everyone", "utf-16-be"),
+    ],
+)
+def test_text_that_clearly_is_another_encoding_is_decoded_as_it(text: str, encoding: str) -> None:
+    assert decode_text(text.encode(encoding)) == text
