@@ -102,6 +102,10 @@ class ParseSandbox:
             self._done_with_file()
             self._release()
             raise ParseError(first[1])
+        if first[0] != "info":
+            self._stop_helper(helper)
+            self._release()
+            raise ParseError("the reader answered something unreadable")
         _, pages, title, count = first
         return ParseStream(self, helper, FileInfo(pages=pages, title=title, elements=count))
 
@@ -231,7 +235,10 @@ class ParseStream:
 
     def __del__(self) -> None:  # a stream dropped unread must not keep the sandbox locked
         if hasattr(self, "_file"):
-            self.close()
+            try:
+                self.close()
+            except Exception:  # at interpreter exit the helper may already be gone
+                pass
 
 
 class _OpenFile:
@@ -346,10 +353,12 @@ def _answer(request: _Request, replies: BinaryIO, parse_file: Any, memory_mb: in
     try:
         parsed = parse_file(Path(request.path), filename=request.filename, max_bytes=request.max_bytes)
     except ParseError as exc:
-        _write_message(replies, ("error", exc.reason))
-        return
+        reason = exc.reason
     except MemoryError:
         reason = f"the file could not be read within {memory_mb} MB of memory; it may be hostile"
+    else:
+        reason = None
+    if reason is not None:  # sent after the except block: its traceback holds the parser's memory until then
         _write_message(replies, ("error", reason))
         return
     _write_message(replies, ("info", parsed.pages, parsed.title, len(parsed.elements)))

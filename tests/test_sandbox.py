@@ -1,16 +1,19 @@
 """Parsing in the helper process: same results as in-process, and hostile files cost only the helper."""
 
+import gc
+import io
 import os
 import signal
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
 
 from kb.parsing import parse_file
 from kb.records import Element, ParseError
-from kb.sandbox import FileInfo, ParseSandbox, batches
+from kb.sandbox import FileInfo, ParseSandbox, _answer, _read_message, _Request, batches
 
 
 @pytest.fixture()
@@ -191,3 +194,32 @@ def test_closing_the_sandbox_stops_a_stream_being_read(long_text: Path):
     with pytest.raises(ParseError, match="knowledge base is closing"):
         list(stream)
     sandbox.close()
+
+
+def test_a_file_that_runs_out_of_memory_is_answered_after_the_parsers_memory_is_freed():
+    """The helper is at its memory cap when a parser gives up: it must let go of the parser's data (held by
+    the exception's traceback) before it writes the answer, or writing it fails too and the helper crashes."""
+
+    class Held:
+        pass
+
+    alive: list[weakref.ref] = []
+
+    def parse_file(path, filename=None, max_bytes=None):
+        elements = Held()  # what a partitioner holds when memory runs out
+        alive.append(weakref.ref(elements))
+        try:
+            raise MemoryError
+        except MemoryError as exc:
+            raise ParseError("file is too large to read into memory") from exc
+
+    class Replies(io.BytesIO):
+        def write(self, data):
+            gc.collect()
+            assert alive[0]() is None, "the parser's data is still held while the answer is written"
+            return super().write(data)
+
+    replies = Replies()
+    _answer(_Request("x.txt", None, None), replies, parse_file, memory_mb=700)
+    replies.seek(0)
+    assert _read_message(replies) == ("error", "file is too large to read into memory")
