@@ -8,12 +8,20 @@ row start one together, and no chunk ends on a heading), except that a chunk sti
 takes in the next section whole when it fits and sits under the same parent heading (a sibling or a
 subsection), so slides and short FAQ entries do not become crumbs. A chunk's section is the heading nearest
 above its first words of body text.
+
+The rules look ahead about one chunk (a chunk ends within `max_words` of its start, and whether a short
+chunk takes in the next section depends only on whether that section exceeds what is left of
+`max_words`), so `iter_chunks` cuts a stream of elements while holding only a window of about two
+chunks' units and the texts of the elements they lie in: a file of any size in bounded memory.
 """
 
 from __future__ import annotations
 
 import re
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain, islice
 from pathlib import PurePath
 
 from kb.records import Chunk, Element, ParsedFile
@@ -30,7 +38,7 @@ WORD_PATTERN = re.compile(rf"[{CJK}]|[^\s{CJK}]{{1,40}}")
 SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s+|[。！？]\s*|\n\s*")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Unit:
     """The smallest piece a chunk is made of: a heading, a sentence, a table row or a run of words."""
 
@@ -69,136 +77,220 @@ def chunk_document(
     groups: tuple[str, ...] = (),
 ) -> list[Chunk]:
     """Split a parsed file into chunks of about `target_words` words (between 2/3 and 4/3 of it where possible)."""
+    return list(
+        iter_chunks(
+            parsed.elements, title=parsed.title, doc_id=doc_id, version=version, source=source,
+            target_words=target_words, groups=groups,
+        )
+    )
+
+
+def iter_chunks(
+    elements: Iterable[Element],
+    *,
+    title: str | None,
+    doc_id: str,
+    version: int,
+    source: str,
+    target_words: int = 300,
+    groups: tuple[str, ...] = (),
+) -> Iterator[Chunk]:
+    """The chunks `chunk_document` makes, one at a time, reading `elements` only as far as the next one needs.
+
+    `title` is the document's own title (ParsedFile.title); without one the chunks carry the file name's stem.
+    """
     min_words, max_words = round(target_words * 2 / 3), round(target_words * 4 / 3)
-    text = document_text(parsed)
-    units = split_units(parsed, target_words, max_words)
-    section_words = _section_words(units)
-    title = parsed.title or PurePath(source).stem
-    chunks: list[Chunk] = []
-    start = 0
-    while start < len(units):
-        end = _chunk_end(units, start, section_words, min_words, target_words, max_words)
-        members = units[start:end]
+    title = title or PurePath(source).stem
+    window = _Window(elements, target_words, max_words)
+    seq = 0
+    while window.unit(window.base) is not None:
+        start = window.base
+        end = _chunk_end(window, start, min_words, target_words, max_words)
+        members = window.units(start, end)
         pages = [unit.page for unit in members if unit.page is not None]
         body = next((unit for unit in members if not unit.is_heading), members[-1])
-        seq = len(chunks)
-        chunks.append(
-            Chunk(
-                chunk_id=f"{doc_id}:{version}:{seq}",
-                doc_id=doc_id,
-                version=version,
-                seq=seq,
-                source=source,
-                text=text[members[0].start : members[-1].end],
-                page_start=min(pages, default=None),
-                page_end=max(pages, default=None),
-                section=body.section,
-                title=title,
-                char_start=members[0].start,
-                char_end=members[-1].end,
-                groups=tuple(groups),
-            )
+        yield Chunk(
+            chunk_id=f"{doc_id}:{version}:{seq}",
+            doc_id=doc_id,
+            version=version,
+            seq=seq,
+            source=source,
+            text=window.text(members[0].start, members[-1].end),
+            page_start=min(pages, default=None),
+            page_end=max(pages, default=None),
+            section=body.section,
+            title=title,
+            char_start=members[0].start,
+            char_end=members[-1].end,
+            groups=tuple(groups),
         )
-        start = end
-    return chunks
+        seq += 1
+        window.drop_before(end)
+
+
+class _Window:
+    """The units from the current chunk's start to as far as the rules have looked, numbered as in the
+    whole document, and the texts of the elements they lie in (to cut chunk texts from)."""
+
+    def __init__(self, elements: Iterable[Element], target_words: int, max_words: int):
+        self._texts: deque[tuple[int, str]] = deque()  # (offset in document_text, element_text)
+        self._stream = _iter_units(elements, target_words, max_words, self._texts)
+        self._units: list[Unit] = []
+        self._starts: list[bool] = []  # whether each unit starts a section
+        self._after_heading = False  # whether the last unit read was a heading
+        self.base = 0  # the document-wide number of self._units[0]
+
+    def unit(self, index: int) -> Unit | None:
+        """Unit number `index` (>= base), read from the stream if need be; None past the document's end."""
+        while index - self.base >= len(self._units):
+            unit = next(self._stream, None)
+            if unit is None:
+                return None
+            self._starts.append(unit.is_heading and not self._after_heading)
+            self._after_heading = unit.is_heading
+            self._units.append(unit)
+        return self._units[index - self.base]
+
+    def units(self, start: int, end: int) -> list[Unit]:
+        return self._units[start - self.base : end - self.base]
+
+    def starts_section(self, index: int) -> bool:
+        """A heading not preceded by a heading: headings in a row open one section together."""
+        return self._starts[index - self.base]
+
+    def section_fits(self, index: int, budget: int) -> bool:
+        """Whether the section starting at `index` has at most `budget` words; reads no further than that."""
+        total, at = 0, index
+        while (unit := self.unit(at)) is not None and (at == index or not self.starts_section(at)):
+            total += unit.words
+            if total > budget:
+                return False
+            at += 1
+        return True
+
+    def text(self, start: int, end: int) -> str:
+        """document_text[start:end], from the elements held (a chunk spans whole separators between them)."""
+        pieces = []
+        for offset, text in self._texts:
+            if offset > end:
+                break
+            if offset + len(text) >= start:
+                pieces.append(text[max(start - offset, 0) : end - offset])
+        return SEPARATOR.join(pieces)
+
+    def drop_before(self, index: int) -> None:
+        """Forget units before `index` and the elements that lie wholly before unit `index`."""
+        following = self.unit(index)
+        del self._units[: index - self.base], self._starts[: index - self.base]
+        self.base = index
+        if following is None:
+            self._texts.clear()
+            return
+        while self._texts and self._texts[0][0] + len(self._texts[0][1]) < following.start:
+            self._texts.popleft()
 
 
 def split_units(parsed: ParsedFile, target_words: int, max_words: int) -> list[Unit]:
     """Headings whole; paragraphs and list items by sentence, tables by row; over-long ones by words."""
-    units: list[Unit] = []
+    return list(_iter_units(parsed.elements, target_words, max_words, deque(maxlen=0)))
+
+
+def _iter_units(
+    elements: Iterable[Element], target_words: int, max_words: int, texts: deque[tuple[int, str]]
+) -> Iterator[Unit]:
+    """The units of `elements` in order; each element's (offset, text) goes into `texts` before its units."""
     section, level, offset = None, -1, 0
-    for element in parsed.elements:
+    for element in elements:
         text = element_text(element)
-        is_heading = element.kind == "title" and count_words(text) <= max_words  # else it is no heading
+        texts.append((offset, text))
+        is_heading = element.kind == "title" and _at_most(text, max_words)  # else it is no heading
         if is_heading:
             section, level = text, element.level
-            spans = [(0, len(text), SECTION)]
+            spans: Iterable[tuple[int, int, int, int]] = [(0, len(text), count_words(text), SECTION)]
         else:
             spans = _body_spans(text, element.kind == "table", target_words, max_words)
-        for start, end, strength in spans:
-            units.append(
-                Unit(
-                    start=offset + start,
-                    end=offset + end,
-                    words=count_words(text[start:end]),
-                    page=element.page,
-                    boundary=strength,
-                    level=level,
-                    section=section,
-                    is_heading=is_heading,
-                )
+        for start, end, words, strength in spans:
+            yield Unit(
+                start=offset + start,
+                end=offset + end,
+                words=words,
+                page=element.page,
+                boundary=strength,
+                level=level,
+                section=section,
+                is_heading=is_heading,
             )
         offset += len(text) + len(SEPARATOR)
-    return units
 
 
-def _body_spans(text: str, is_table: bool, target_words: int, max_words: int) -> list[tuple[int, int, int]]:
-    """(start, end, break strength before it) of each unit of a paragraph, list item or table."""
+def _at_most(text: str, limit: int) -> bool:
+    """count_words(text) <= limit, without counting further than that."""
+    return sum(1 for _ in islice(WORD_PATTERN.finditer(text), limit + 1)) <= limit
+
+
+def _body_spans(text: str, is_table: bool, target_words: int, max_words: int) -> Iterator[tuple[int, int, int, int]]:
+    """(start, end, words, break strength before it) of each unit of a paragraph, list item or table."""
     if is_table:
-        pieces = [(0, len(text))] if count_words(text) <= max_words else _line_spans(text)
+        pieces: Iterable[tuple[int, int]] = [(0, len(text))] if _at_most(text, max_words) else _line_spans(text)
     else:
         pieces = _sentence_spans(text)
-    spans = [span for start, end in pieces for span in _fit(text, start, end, target_words, max_words)]
-    return [(start, end, PARAGRAPH if index == 0 else strength) for index, (start, end, strength) in enumerate(spans)]
+    first = True
+    for start, end in pieces:
+        for span_start, span_end, words, strength in _fit(text, start, end, target_words, max_words):
+            yield span_start, span_end, words, PARAGRAPH if first else strength
+            first = False
 
 
-def _sentence_spans(text: str) -> list[tuple[int, int]]:
-    spans, start = [], 0
+def _sentence_spans(text: str) -> Iterator[tuple[int, int]]:
+    start = 0
     for match in SENTENCE_END.finditer(text):
         if text[start : match.end()].strip():
-            spans.append((start, start + len(text[start : match.end()].rstrip())))
+            yield start, start + len(text[start : match.end()].rstrip())
         start = match.end()
     if text[start:].strip():
-        spans.append((start, len(text.rstrip())))
-    return spans
+        yield start, len(text.rstrip())
 
 
-def _line_spans(text: str) -> list[tuple[int, int]]:
-    return [match.span() for match in re.finditer(r"[^\n]*\S[^\n]*", text)]
+def _line_spans(text: str) -> Iterator[tuple[int, int]]:
+    return (match.span() for match in re.finditer(r"[^\n]*\S[^\n]*", text))
 
 
-def _fit(text: str, start: int, end: int, target_words: int, max_words: int) -> list[tuple[int, int, int]]:
-    """A sentence or row as one unit or, when it is longer than a chunk, as runs of `target_words` words."""
-    words = [match.span() for match in WORD_PATTERN.finditer(text, start, end)]
-    if len(words) <= max_words:
-        return [(start, end, SENTENCE)]
-    runs = [words[i : i + target_words] for i in range(0, len(words), target_words)]
-    return [(run[0][0], run[-1][1], SENTENCE if i == 0 else WORD) for i, run in enumerate(runs)]
+def _fit(text: str, start: int, end: int, target_words: int, max_words: int) -> Iterator[tuple[int, int, int, int]]:
+    """A sentence or row as one unit or, when it is longer than a chunk, as runs of `target_words` words:
+    (start, end, words, strength). Holds at most one chunk's worth of word positions, however long it is."""
+    words = WORD_PATTERN.finditer(text, start, end)
+    head = list(islice(words, max_words + 1))
+    if len(head) <= max_words:
+        yield start, end, len(head), SENTENCE
+        return
+    run_start = run_end = count = 0
+    strength = SENTENCE
+    for match in chain(head, words):
+        if count == 0:
+            run_start = match.start()
+        run_end = match.end()
+        count += 1
+        if count == target_words:
+            yield run_start, run_end, count, strength
+            count, strength = 0, WORD
+    if count:
+        yield run_start, run_end, count, strength
 
 
-def _section_words(units: list[Unit]) -> dict[int, int]:
-    """For each section start, the words up to the next one. Headings in a row open one section together."""
-    totals: dict[int, int] = {}
-    current = None
-    for index, unit in enumerate(units):
-        if _starts_section(units, index):
-            current = index
-            totals[current] = 0
-        if current is not None:
-            totals[current] += unit.words
-    return totals
-
-
-def _starts_section(units: list[Unit], index: int) -> bool:
-    return units[index].is_heading and not (index and units[index - 1].is_heading)
-
-
-def _chunk_end(
-    units: list[Unit], start: int, section_words: dict[int, int], min_words: int, target_words: int, max_words: int
-) -> int:
+def _chunk_end(window: _Window, start: int, min_words: int, target_words: int, max_words: int) -> int:
     """Index of the first unit after the chunk that begins at `start`."""
     words, level = 0, None  # level: that of the section the chunk's first words belong to
     candidates: list[tuple[int, int, int]] = []  # (break strength, words before the break, index)
-    for index in range(start, len(units)):
-        unit = units[index]
+    index = start
+    while (unit := window.unit(index)) is not None:
         if index > start:
-            if level is not None and _starts_section(units, index):
+            if level is not None and window.starts_section(index):
                 takes_next_section = (  # a sibling or a subsection, whole, into a chunk still too short
-                    words < min_words and unit.level >= level and words + section_words[index] <= max_words
+                    words < min_words and unit.level >= level and window.section_fits(index, max_words - words)
                 )
                 if not takes_next_section:
                     return index
-            elif level is not None and not units[index - 1].is_heading:  # a chunk ends on body text
+            elif level is not None and not window.unit(index - 1).is_heading:  # a chunk ends on body text
                 candidates.append((unit.boundary, words, index))
             if words + unit.words > max_words:
                 best = _best_break(candidates, min_words, target_words)
@@ -206,7 +298,8 @@ def _chunk_end(
         words += unit.words
         if level is None and not unit.is_heading:
             level = unit.level
-    return len(units)
+        index += 1
+    return index
 
 
 def _best_break(candidates: list[tuple[int, int, int]], min_words: int, target_words: int) -> int | None:

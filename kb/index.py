@@ -76,6 +76,16 @@ class VectorIndex(Protocol):
     def replace_document(self, doc_id: str, version: int, items: list[IndexedChunk]) -> None:
         """Afterwards the index holds exactly `items` for `doc_id`: every other chunk of it is gone."""
 
+    def upsert(self, items: list[IndexedChunk]) -> None:
+        """Add (or overwrite, by chunk id) these points: one batch of a document version being written.
+        Other points, the document's other versions included, stay until `delete_other_versions`."""
+
+    def delete_other_versions(self, doc_id: str, version: int) -> None:
+        """Remove the points of `doc_id` whose version is not `version` (once that one serves)."""
+
+    def delete_version(self, doc_id: str, version: int) -> None:
+        """Remove the points of one version of `doc_id` (one that failed midway)."""
+
     def delete_document(self, doc_id: str) -> None: ...
 
     def set_groups(self, doc_id: str, groups: tuple[str, ...]) -> None:
@@ -202,6 +212,10 @@ def _number(name: str) -> int:
     return int(name.removeprefix("gen-"))
 
 
+def _edge_match(key: str, value: str | int) -> edge.FieldCondition:
+    return edge.FieldCondition(key, match=edge.MatchValue(value))
+
+
 def _edge_filter(flt: SearchFilter | None) -> edge.Filter | None:
     if flt is None:
         return None
@@ -235,20 +249,31 @@ class EdgeIndex:
         return self.path.name
 
     def replace_document(self, doc_id: str, version: int, items: list[IndexedChunk]) -> None:
+        self.upsert(items)
+        # new chunks first, then the rest of the document, so it never vanishes from search midway
+        keep = edge.HasIdCondition({point_id(i.chunk.chunk_id) for i in items})
+        stale = edge.Filter(must=[_edge_match("doc_id", doc_id)], must_not=[keep])
+        self._shard.update(edge.UpdateOperation.delete_points_by_filter(stale))
+
+    def upsert(self, items: list[IndexedChunk]) -> None:
         # a full disk under the shard's memory-mapped files kills the process (SIGBUS): refuse in time
         ensure_free_space(self.path, len(items) * _point_bytes(self.spec))
-        ids = [point_id(i.chunk.chunk_id) for i in items]
         points = [
-            edge.Point(pid, point_vectors(i, self.spec, edge.SparseVector), chunk_to_payload(i.chunk))
-            for pid, i in zip(ids, items)
+            edge.Point(point_id(i.chunk.chunk_id), point_vectors(i, self.spec, edge.SparseVector),
+                       chunk_to_payload(i.chunk))
+            for i in items
         ]
         if points:
             self._shard.update(edge.UpdateOperation.upsert_points(points))
-        # new chunks first, then the rest of the document, so it never vanishes from search midway
-        keep = edge.HasIdCondition(set(ids))
-        stale = edge.Filter(must=[edge.FieldCondition("doc_id", match=edge.MatchValue(doc_id))], must_not=[keep])
-        self._shard.update(edge.UpdateOperation.delete_points_by_filter(stale))
         self._count_unoptimized(len(points))
+
+    def delete_other_versions(self, doc_id: str, version: int) -> None:
+        others = edge.Filter(must=[_edge_match("doc_id", doc_id)], must_not=[_edge_match("version", version)])
+        self._shard.update(edge.UpdateOperation.delete_points_by_filter(others))
+
+    def delete_version(self, doc_id: str, version: int) -> None:
+        this = edge.Filter(must=[_edge_match("doc_id", doc_id), _edge_match("version", version)])
+        self._shard.update(edge.UpdateOperation.delete_points_by_filter(this))
 
     def _count_unoptimized(self, added: int | None) -> None:
         """Add `added` points to the count since the last optimize (None: optimized now), kept on disk."""
@@ -262,7 +287,7 @@ class EdgeIndex:
         return self._unoptimized
 
     def delete_document(self, doc_id: str) -> None:
-        document = edge.Filter(must=[edge.FieldCondition("doc_id", match=edge.MatchValue(doc_id))])
+        document = edge.Filter(must=[_edge_match("doc_id", doc_id)])
         self._shard.update(edge.UpdateOperation.delete_points_by_filter(document))
 
     def set_groups(self, doc_id: str, groups: tuple[str, ...]) -> None:

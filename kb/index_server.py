@@ -130,6 +130,10 @@ def _document(doc_id: str) -> models.FieldCondition:
     return models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id))
 
 
+def _version(version: int) -> models.FieldCondition:
+    return models.FieldCondition(key="version", match=models.MatchValue(value=version))
+
+
 class ServerIndex:
     """One generation: a collection on a Qdrant server. Queries the collection itself, not the alias,
     so its spec always describes the vectors it searches."""
@@ -141,7 +145,29 @@ class ServerIndex:
         self._request = request  # the store's: retried with backoff, failures as IndexUnavailable
 
     def replace_document(self, doc_id: str, version: int, items: list[IndexedChunk]) -> None:
-        points = [
+        points = self._points(items)
+        keep = models.HasIdCondition(has_id=[p.id for p in points])
+        stale = models.Filter(must=[_document(doc_id)], must_not=[keep])
+        operations: list[Any] = [models.UpsertOperation(upsert=models.PointsList(points=points))] if points else []
+        operations.append(models.DeleteOperation(delete=models.FilterSelector(filter=stale)))
+        # one request: the new chunks in, the old ones out (sent twice, it leaves the same points)
+        self._request(lambda: self._client.batch_update_points(self.collection, operations))
+
+    def upsert(self, items: list[IndexedChunk]) -> None:
+        points = self._points(items)
+        if points:  # ids come from chunk ids: a retried request leaves the same points
+            self._request(lambda: self._client.upsert(self.collection, points=points, wait=True))
+
+    def delete_other_versions(self, doc_id: str, version: int) -> None:
+        others = models.Filter(must=[_document(doc_id)], must_not=[_version(version)])
+        self._request(lambda: self._client.delete(self.collection, models.FilterSelector(filter=others)))
+
+    def delete_version(self, doc_id: str, version: int) -> None:
+        this = models.Filter(must=[_document(doc_id), _version(version)])
+        self._request(lambda: self._client.delete(self.collection, models.FilterSelector(filter=this)))
+
+    def _points(self, items: list[IndexedChunk]) -> list[models.PointStruct]:
+        return [
             models.PointStruct(
                 id=point_id(i.chunk.chunk_id),
                 vector=point_vectors(i, self.spec, models.SparseVector),
@@ -149,12 +175,6 @@ class ServerIndex:
             )
             for i in items
         ]
-        keep = models.HasIdCondition(has_id=[p.id for p in points])
-        stale = models.Filter(must=[_document(doc_id)], must_not=[keep])
-        operations: list[Any] = [models.UpsertOperation(upsert=models.PointsList(points=points))] if points else []
-        operations.append(models.DeleteOperation(delete=models.FilterSelector(filter=stale)))
-        # one request: the new chunks in, the old ones out (sent twice, it leaves the same points)
-        self._request(lambda: self._client.batch_update_points(self.collection, operations))
 
     def delete_document(self, doc_id: str) -> None:
         everything = models.FilterSelector(filter=models.Filter(must=[_document(doc_id)]))

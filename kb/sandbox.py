@@ -6,6 +6,14 @@ parser run forever, eat all memory or crash. `ParseSandbox` hands each file to a
 file that needs too much memory fails with MemoryError there instead of taking the app down. A file
 that takes too long, or crashes the helper, costs only the helper: it is killed and started again for
 the next file, and the file is reported with a plain reason.
+
+The helper answers in pieces, so the caller never holds more of a big file than it is working on: a
+header (pages, title, number of elements: what is known only once the whole file is parsed), then
+batches of elements bounded in count and characters, then an end mark. Each piece is a length-prefixed
+pickle read straight from the pipe's file descriptor, so the time limit applies to every piece and no
+buffered reader can hide data from `select`. `parse_stream` returns them as a `ParseStream` that holds
+the helper (one file at a time) until it is read to the end or closed; closing it early kills the
+helper, which is started again for the next file.
 """
 
 from __future__ import annotations
@@ -19,13 +27,28 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from types import TracebackType
+from typing import Any, BinaryIO
 
-from kb.records import ParsedFile, ParseError
+from kb.records import Element, ParsedFile, ParseError
 
 FILES_PER_HELPER = 500  # start a fresh helper now and then, so fragmentation never accumulates
+BATCH_ELEMENTS = 1000  # elements per piece the helper sends ...
+BATCH_CHARS = 1 << 20  # ... and characters of text (one longer element travels alone)
+MAX_MESSAGE_BYTES = 1 << 31  # a length prefix above this is garbage from a dying helper, not a message
+_LENGTH_BYTES = 8
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What is known about a parsed file as a whole, sent before its elements."""
+
+    pages: int | None  # number of pages when the format has pages
+    title: str | None  # the document's own title (ParsedFile.title)
+    elements: int  # how many elements will follow
 
 
 @dataclass(frozen=True)
@@ -33,48 +56,110 @@ class _Request:
     path: str
     filename: str | None
     max_bytes: int | None
+    batch_elements: int = BATCH_ELEMENTS
+    batch_chars: int = BATCH_CHARS
+
+
+class _Timeout(Exception):
+    pass
 
 
 class ParseSandbox:
-    """The caller's side: send a file to the helper process, get a ParsedFile or a ParseError back."""
+    """The caller's side: send a file to the helper process, get its elements or a ParseError back."""
 
     def __init__(self, timeout_s: float = 120.0, memory_mb: int = 2048):
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
-        self._lock = threading.Lock()  # one file at a time through the pipe
+        self.batch_elements = BATCH_ELEMENTS
+        self.batch_chars = BATCH_CHARS
+        self._lock = threading.Lock()  # one file at a time through the pipe, from request to end mark
+        self._holder: int | None = None  # the thread reading a file now
         self._helper: subprocess.Popen[bytes] | None = None
         self._served = 0
+        self._closing = False  # close() stopped the helper under a file being read
 
     def parse(self, path: Path, filename: str | None = None, max_bytes: int | None = None) -> ParsedFile:
-        with self._lock:
-            outcome = self._ask(_Request(str(path), filename, max_bytes))
-        if isinstance(outcome, ParseError):
-            raise outcome
-        return outcome
+        """The whole parsed file at once (small files, tests); big ones go through `parse_stream`."""
+        with self.parse_stream(path, filename, max_bytes) as stream:
+            elements = list(stream)
+        return ParsedFile(elements=elements, pages=stream.info.pages, title=stream.info.title)
 
-    def _ask(self, request: _Request) -> ParsedFile | ParseError:
-        helper = self._running_helper()
-        assert helper.stdin is not None and helper.stdout is not None
+    def parse_stream(self, path: Path, filename: str | None = None, max_bytes: int | None = None) -> ParseStream:
+        """Parse the file in the helper; returns once it is parsed (ParseError if it cannot be), with its
+        FileInfo and its elements to read batch by batch. Read it to the end or close it (`with`): until
+        then the helper serves nobody else."""
+        if self._holder == threading.get_ident():
+            raise RuntimeError("this thread is still reading a parsed file; close that stream first")
+        self._lock.acquire()
+        self._holder = threading.get_ident()
+        request = _Request(str(path), filename, max_bytes, self.batch_elements, self.batch_chars)
         try:
-            pickle.dump(request, helper.stdin)
-            helper.stdin.flush()
-        except BrokenPipeError:  # it died since the last file: start another and try once more
-            self._stop_helper()
-            return self._ask(request)
-        if not _readable(helper.stdout, self.timeout_s):
-            self._stop_helper()
-            return ParseError(f"reading the file took longer than {self.timeout_s:g} s; it may be damaged or hostile")
+            helper, first = self._ask(request)
+        except BaseException:
+            self._release()
+            raise
+        if first[0] == "error":
+            self._done_with_file()
+            self._release()
+            raise ParseError(first[1])
+        if first[0] != "info":
+            self._stop_helper(helper)
+            self._release()
+            raise ParseError("the reader answered something unreadable")
+        _, pages, title, count = first
+        return ParseStream(self, helper, FileInfo(pages=pages, title=title, elements=count))
+
+    def _ask(self, request: _Request) -> tuple[subprocess.Popen[bytes], tuple[Any, ...]]:
+        """Send the request; the helper's first answer, once it has parsed the file."""
+        for attempt in range(2):
+            helper = self._running_helper()
+            assert helper.stdin is not None
+            try:
+                _write_message(helper.stdin, request)
+                break
+            except BrokenPipeError:  # it died since the last file: start another and try once more
+                self._stop_helper()
+                if attempt:
+                    raise ParseError("the reader could not be started") from None
         try:
-            outcome = pickle.load(helper.stdout)
-        except (EOFError, pickle.UnpicklingError):
+            return helper, self._receive(helper)
+        except _Timeout:
             self._stop_helper()
-            return ParseError(
+            raise ParseError(
+                f"reading the file took longer than {self.timeout_s:g} s; it may be damaged or hostile"
+            ) from None
+
+    def _receive(self, helper: subprocess.Popen[bytes]) -> tuple[Any, ...]:
+        """The helper's next message within the time limit; ParseError when it crashed, _Timeout when late."""
+        assert helper.stdout is not None
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            fd = helper.stdout.fileno()
+            size = int.from_bytes(_read_exact(fd, _LENGTH_BYTES, deadline), "big")
+            if size > MAX_MESSAGE_BYTES:
+                raise EOFError
+            message = pickle.loads(_read_exact(fd, size, deadline))
+        except (EOFError, OSError, ValueError, pickle.UnpicklingError):
+            self._stop_helper(helper)
+            if self._closing:
+                raise ParseError("the reader was stopped: the knowledge base is closing") from None
+            raise ParseError(
                 f"the reader crashed on this file; it may be damaged or need more than {self.memory_mb} MB of memory"
-            )
+            ) from None
+        if not isinstance(message, tuple) or not message:
+            self._stop_helper(helper)
+            raise ParseError("the reader answered something unreadable")
+        return message
+
+    def _done_with_file(self) -> None:
+        """A file's exchange ended cleanly; a helper that served many files makes way for a fresh one."""
         self._served += 1
         if self._served >= FILES_PER_HELPER:
             self._stop_helper()
-        return outcome
+
+    def _release(self) -> None:
+        self._holder = None
+        self._lock.release()
 
     def _running_helper(self) -> subprocess.Popen[bytes]:
         if self._helper is None or self._helper.poll() is not None:
@@ -82,28 +167,163 @@ class ParseSandbox:
                 [sys.executable, "-m", "kb.sandbox", str(self.memory_mb)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
+                bufsize=0,
             )
             self._served = 0
+            self._closing = False
         return self._helper
 
-    def _stop_helper(self) -> None:
-        if self._helper is not None:
-            self._helper.kill()
-            self._helper.wait()
+    def _stop_helper(self, helper: subprocess.Popen[bytes] | None = None) -> None:
+        """Kill `helper` (default: the current one); the next file starts a fresh one."""
+        helper = helper or self._helper
+        if helper is None:
+            return
+        if helper is self._helper:
             self._helper = None
+        try:
+            helper.kill()
+        except ProcessLookupError:
+            pass
+        helper.wait()
+        for pipe in (helper.stdin, helper.stdout):
+            if pipe is not None:
+                pipe.close()
 
     def close(self) -> None:
-        with self._lock:
-            self._stop_helper()
+        """Stop the helper. A file being read meanwhile fails with a ParseError instead of being waited for."""
+        if self._lock.acquire(blocking=False):
+            try:
+                self._stop_helper()
+            finally:
+                self._lock.release()
+        elif (helper := self._helper) is not None:
+            self._closing = True
+            helper.kill()  # the reader sees the pipe end and cleans up
 
 
-def _readable(stream: BinaryIO, timeout_s: float) -> bool:
-    """Whether the helper starts answering before the timeout (it writes its whole answer at once)."""
-    deadline = time.monotonic() + timeout_s
-    while (remaining := deadline - time.monotonic()) > 0:
-        if select.select([stream], [], [], remaining)[0]:
-            return True
-    return False
+class ParseStream:
+    """One parsed file: `info` now, the elements by iterating, batch by batch as the helper sends them.
+
+    Holds the sandbox until the last element was read or `close()` is called (a `with` block does it, and
+    so does dropping the stream); closing early kills the helper, since it cannot be told to stop midway.
+    A crash or a stall of the helper while the elements are read raises ParseError from the iteration.
+    """
+
+    def __init__(self, sandbox: ParseSandbox, helper: subprocess.Popen[bytes], info: FileInfo):
+        self.info = info
+        self._file = _OpenFile(sandbox, helper)
+        self._elements = _read(self._file)  # refers to the open file, not to this stream, so dropping it ends it
+
+    def __iter__(self) -> ParseStream:
+        return self
+
+    def __next__(self) -> Element:
+        return next(self._elements)
+
+    def close(self) -> None:
+        """Let go of the helper (killing it if elements are still unread). Safe to call twice."""
+        self._elements.close()
+        self._file.finish(clean=False)
+
+    def __enter__(self) -> ParseStream:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # a stream dropped unread must not keep the sandbox locked
+        if hasattr(self, "_file"):
+            try:
+                self.close()
+            except Exception:  # at interpreter exit the helper may already be gone
+                pass
+
+
+class _OpenFile:
+    """A file the helper is sending: who sends it, and whether the sandbox is still held for it."""
+
+    def __init__(self, sandbox: ParseSandbox, helper: subprocess.Popen[bytes]):
+        self.sandbox = sandbox
+        self.helper = helper
+        self.open = True
+
+    def finish(self, clean: bool) -> None:
+        if not self.open:
+            return
+        self.open = False
+        if clean:
+            self.sandbox._done_with_file()
+        else:  # it may be halfway through sending: the pipe holds the rest, so start afresh
+            self.sandbox._stop_helper(self.helper)
+        self.sandbox._release()
+
+
+def _read(file: _OpenFile) -> Iterator[Element]:
+    sandbox = file.sandbox
+    try:
+        while True:
+            try:
+                message = sandbox._receive(file.helper)
+            except _Timeout:
+                sandbox._stop_helper(file.helper)
+                raise ParseError(
+                    f"the reader stopped answering for {sandbox.timeout_s:g} s while sending this file"
+                ) from None
+            if message[0] == "batch":
+                yield from message[1]
+            elif message[0] == "end":
+                file.finish(clean=True)
+                return
+            else:
+                sandbox._stop_helper(file.helper)
+                raise ParseError("the reader answered something unreadable")
+    finally:
+        file.finish(clean=False)
+
+
+def _read_exact(fd: int, size: int, deadline: float) -> bytes:
+    """Exactly `size` bytes from a pipe, or _Timeout at `deadline`, EOFError when it closes first."""
+    buffer = bytearray()
+    while len(buffer) < size:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            raise _Timeout
+        data = os.read(fd, min(size - len(buffer), 1 << 20))
+        if not data:
+            raise EOFError
+        buffer += data
+    return bytes(buffer)
+
+
+def _write_message(stream: BinaryIO, message: object) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(data).to_bytes(_LENGTH_BYTES, "big"))
+    stream.write(data)
+    stream.flush()
+
+
+def _read_message(stream: BinaryIO) -> Any:
+    """The next message, blocking (the helper's side); EOFError when the caller closed the pipe."""
+    head = stream.read(_LENGTH_BYTES)
+    if len(head) < _LENGTH_BYTES:
+        raise EOFError
+    return pickle.loads(stream.read(int.from_bytes(head, "big")))
+
+
+def batches(elements: Iterable[Element], max_elements: int, max_chars: int) -> Iterator[list[Element]]:
+    """Consecutive elements, at most `max_elements` and about `max_chars` characters of text per batch."""
+    batch: list[Element] = []
+    chars = 0
+    for element in elements:
+        if batch and (len(batch) >= max_elements or chars + len(element.text) > max_chars):
+            yield batch
+            batch, chars = [], 0
+        batch.append(element)
+        chars += len(element.text)
+    if batch:
+        yield batch
 
 
 # ---- the helper process -------------------------------------------------------------------------
@@ -112,24 +332,39 @@ def _readable(stream: BinaryIO, timeout_s: float) -> bool:
 def _serve(requests: BinaryIO, replies: BinaryIO, memory_mb: int) -> None:
     """Answer requests until the caller closes the pipe."""
     from kb.parsing import parse_file
+    from kb.pipeline import release_memory
 
     limit = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     while True:
         try:
-            request: _Request = pickle.load(requests)
+            request: _Request = _read_message(requests)
         except EOFError:
             return
         try:
-            outcome: ParsedFile | ParseError = parse_file(
-                Path(request.path), filename=request.filename, max_bytes=request.max_bytes
-            )
-        except ParseError as exc:
-            outcome = ParseError(exc.reason)
-        except MemoryError:
-            outcome = ParseError(f"the file could not be read within {memory_mb} MB of memory; it may be hostile")
-        pickle.dump(outcome, replies)
-        replies.flush()
+            _answer(request, replies, parse_file, memory_mb)
+        except BrokenPipeError:  # the caller went away
+            return
+        release_memory()  # the next file may be small: do not sit on this one's memory meanwhile
+
+
+def _answer(request: _Request, replies: BinaryIO, parse_file: Any, memory_mb: int) -> None:
+    """One file: an error, or the header, the batches of elements and the end mark."""
+    try:
+        parsed = parse_file(Path(request.path), filename=request.filename, max_bytes=request.max_bytes)
+    except ParseError as exc:
+        reason = exc.reason
+    except MemoryError:
+        reason = f"the file could not be read within {memory_mb} MB of memory; it may be hostile"
+    else:
+        reason = None
+    if reason is not None:  # sent after the except block: its traceback holds the parser's memory until then
+        _write_message(replies, ("error", reason))
+        return
+    _write_message(replies, ("info", parsed.pages, parsed.title, len(parsed.elements)))
+    for batch in batches(parsed.elements, request.batch_elements, request.batch_chars):
+        _write_message(replies, ("batch", batch))
+    _write_message(replies, ("end",))
 
 
 if __name__ == "__main__":
@@ -137,4 +372,6 @@ if __name__ == "__main__":
     # The protocol owns the real stdout; anything a library prints goes to stderr instead.
     protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    _serve(sys.stdin.buffer, protocol_out, int(sys.argv[1]))
+    from kb.sandbox import _serve as serve  # the module's own copy, not __main__'s
+
+    serve(sys.stdin.buffer, protocol_out, int(sys.argv[1]))

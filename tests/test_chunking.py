@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
+import chunking_reference
 import pytest
 
-from kb.chunking import chunk_document, count_words, document_text, element_text
+from kb.chunking import chunk_document, count_words, document_text, element_text, iter_chunks
 from kb.records import Element, ParsedFile
 
 
@@ -181,3 +183,131 @@ def test_a_run_of_headings_is_still_cut_at_the_maximum() -> None:
     elements = [Element(f"Heading number {i}", kind="title") for i in range(300)]
     chunks = chunk(ParsedFile(elements=elements))
     assert len(chunks) > 1 and all(count_words(c.text) <= 400 for c in chunks)
+
+
+# --- the streaming chunker: the same chunks as the list-based one, from a bounded window ----------------
+
+WORDS = ["leave", "policy", "employee", "manager", "approval", "days", "travel", "budget", "team", "office",
+         "a", "the", "of", "is", "Q3", "e-mail", "(see", "below)", "don't", "—", "§4.2"]  # fmt: skip
+ENDINGS = [".", ".", ".", "!", "?", "…", '."', ".)", "。", ""]
+
+
+def random_text(rng: random.Random, sentences: int, max_sentence_words: int = 30) -> str:
+    """Sentences of varied length and punctuation; now and then one longer than a chunk, CJK, a long run
+    without spaces, or a line break inside a paragraph."""
+    parts = []
+    for _ in range(sentences):
+        roll = rng.random()
+        if roll < 0.03:
+            parts.append(" ".join(rng.choice(WORDS) for _ in range(rng.randint(150, 900))))  # no sentence end
+        elif roll < 0.06:
+            parts.append("员工每年享有带薪年假。" * rng.randint(1, 60))
+        elif roll < 0.08:
+            parts.append("x" * rng.randint(41, 500))
+        else:
+            words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, max_sentence_words)))
+            parts.append(words.capitalize() + rng.choice(ENDINGS))
+    joiners = [" ", " ", " ", "\n", "  "]
+    return "".join(part + rng.choice(joiners) for part in parts).strip()
+
+
+def random_document(rng: random.Random) -> ParsedFile:
+    """Headings of several levels (runs of them, over-long ones), paragraphs, list items, small and big
+    tables, pages that may be missing, and the odd empty element."""
+    elements: list[Element] = []
+    paged = rng.random() < 0.6
+    page = 1
+    for _ in range(rng.randint(0, 60)):
+        if paged and rng.random() < 0.15:
+            page += rng.choice([1, 1, 1, 2, 0, -1])
+        where = max(page, 1) if paged else None
+        roll = rng.random()
+        if roll < 0.25:
+            words = rng.randint(1, 8) if rng.random() < 0.97 else rng.randint(300, 600)
+            text = " ".join(rng.choice(WORDS) for _ in range(words)).title()
+            elements.append(Element(text, kind="title", page=where, level=rng.choice([0, 0, 1, 1, 2, 3])))
+        elif roll < 0.35:
+            elements.append(Element(random_text(rng, rng.randint(1, 2), 10), kind="list_item", page=where))
+        elif roll < 0.42:
+            rows = rng.choice([2, 5, 30, 150])
+            table = "\n".join(" | ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 6))) for _ in range(rows))
+            elements.append(Element(table, kind="table", page=where))
+        elif roll < 0.44:
+            elements.append(Element(rng.choice(["", " ", "\n"]), kind=rng.choice(["text", "title"]), page=where))
+        else:
+            elements.append(Element(random_text(rng, rng.randint(1, 25)), page=where))
+    title = rng.choice([None, "Handbook", ""])
+    return ParsedFile(elements=elements, pages=page if paged else None, title=title)
+
+
+def reference_chunks(parsed: ParsedFile, target_words: int, groups: tuple[str, ...] = ()) -> list:
+    return chunking_reference.chunk_document(
+        parsed, doc_id="doc", version=3, source="policies/leave.md", target_words=target_words, groups=groups
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_streaming_chunks_equal_the_reference_on_generated_documents(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(40):
+        parsed = random_document(rng)
+        target = rng.choice([12, 40, 120, 300, 300])
+        groups = rng.choice([(), ("hr",)])
+        expected = reference_chunks(parsed, target, groups)
+        streamed = list(
+            iter_chunks(
+                iter(parsed.elements), title=parsed.title, doc_id="doc", version=3, source="policies/leave.md",
+                target_words=target, groups=groups,
+            )
+        )
+        assert streamed == expected
+        assert chunk(parsed, target_words=target, groups=groups) == expected
+
+
+def test_streaming_chunks_equal_the_reference_on_the_fixtures() -> None:
+    rng = random.Random(1)
+    fixtures = [long_document(seed) for seed in (7, 8, 9)] + [
+        ParsedFile(elements=[Element(paragraph(rng, 80))]),
+        ParsedFile(elements=[Element(" ".join(f"word{i}" for i in range(1000)))]),
+        ParsedFile(elements=[Element("员工每年享有带薪年假。" * 150)]),
+        ParsedFile(elements=[Element(f"Heading number {i}", kind="title") for i in range(300)]),
+        ParsedFile(elements=[Element("Intro", kind="title"), Element(paragraph(rng, 60), kind="title")]),
+        ParsedFile(elements=[]),
+        # empty headings (zero-length units) at the end, the start and inside: the separators around them count
+        ParsedFile(elements=[Element("Text."), Element("", kind="title")]),
+        ParsedFile(elements=[Element("", kind="title"), Element(""), Element("Body.")]),
+        ParsedFile(elements=[Element("A."), Element(" "), Element("", kind="title"), Element("", kind="title")]),
+    ]
+    for parsed in fixtures:
+        for target in (120, 300):
+            assert chunk(parsed, target_words=target) == reference_chunks(parsed, target)
+
+
+def test_streaming_reads_only_about_one_chunk_ahead() -> None:
+    """Over an endless stream of paragraphs and headings, each chunk arrives after reading at most about
+    two chunks past its end: memory stays bounded however long the document is."""
+    rng = random.Random(4)
+    pulled_words = 0
+
+    def endless():
+        nonlocal pulled_words
+        for number in itertools.count(1):
+            element = (
+                Element(f"Part {number}", kind="title", level=number % 3) if number % 40 == 0
+                else Element(sentence(rng, rng.randint(3, 40)))
+            )
+            pulled_words += count_words(element.text)
+            yield element
+
+    stream = iter_chunks(endless(), title=None, doc_id="doc", version=1, source="big.txt", target_words=300)
+    through_chunk_end = 0
+    for c in itertools.islice(stream, 300):
+        through_chunk_end += count_words(c.text)
+        assert pulled_words - through_chunk_end <= 2 * 400 + 40  # two chunks and one paragraph at most
+
+
+def test_a_giant_sentence_is_cut_without_holding_all_its_words() -> None:
+    text = " ".join(f"w{i}" for i in range(200_000))
+    chunks = list(iter_chunks([Element(text)], title=None, doc_id="d", version=1, source="s.txt"))
+    assert len(chunks) == 200_000 // 300 + (1 if 200_000 % 300 else 0)
+    assert " ".join(c.text for c in chunks) == text

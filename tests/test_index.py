@@ -463,3 +463,64 @@ def test_open_index_store_picks_the_backend(tmp_path: Path):
     assert isinstance(embedded, EdgeIndexStore) and embedded.root == tmp_path / "index"
     server = open_index_store(Settings(data_dir=tmp_path, qdrant_url="http://127.0.0.1:1", collection="docs"))
     assert isinstance(server, ServerIndexStore) and server.alias == "docs"
+
+
+# --- a document version written in batches ---------------------------------------------------------
+
+
+def test_batches_of_a_new_version_sit_beside_the_served_one_until_the_others_are_deleted(make_index):
+    index = make_index()
+    index.replace_document("a", 1, [item(chunk("a", 1, i, f"old wording {i}")) for i in range(3)])
+    index.replace_document("b", 1, [item(chunk("b", 1, 0, "other wording"))])
+    index.upsert([item(chunk("a", 2, 0, "new wording 0")), item(chunk("a", 2, 1, "new wording 1"))])
+    index.upsert([item(chunk("a", 2, 2, "new wording 2"))])
+    index.upsert([])  # an empty batch is no request
+    assert index.document_versions() == {"a": {1, 2}, "b": {1}}  # the old version still serves meanwhile
+    assert index.count() == 7
+    index.delete_other_versions("a", 2)
+    assert index.document_versions() == {"a": {2}, "b": {1}}
+    assert sorted(c.chunk_id for c, _ in search(index, "wording")) == ["a:2:0", "a:2:1", "a:2:2", "b:1:0"]
+
+
+def test_upserting_the_same_batch_twice_leaves_the_same_points(make_index):
+    index = make_index()
+    batch = [item(chunk("a", 1, i, f"text {i}")) for i in range(3)]
+    index.upsert(batch)
+    index.upsert(batch)
+    assert index.count() == 3
+
+
+def test_a_version_that_failed_midway_can_be_removed_alone(make_index):
+    index = make_index()
+    index.replace_document("a", 1, [item(chunk("a", 1, 0, "served parking rules"))])
+    index.replace_document("b", 3, [item(chunk("b", 3, 0, "parking of b"))])
+    index.upsert([item(chunk("a", 2, i, f"half written parking {i}")) for i in range(4)])
+    index.delete_version("a", 2)
+    assert index.document_versions() == {"a": {1}, "b": {3}}
+    index.delete_version("b", 2)  # no such version: nothing happens
+    assert texts(search(index, "parking", flt=SearchFilter(doc_ids=("a",)))) == ["served parking rules"]
+
+
+def test_upsert_checks_dense_vectors_like_replace_document(make_index):
+    index = make_index(HAND_MADE)
+    with pytest.raises(ValueError, match="3-dimensional"):
+        index.upsert([item(chunk("a", 1, 0, "text"), dense=[1.0, 0.0])])
+    assert index.count() == 0
+
+
+def test_edge_upsert_refuses_a_batch_that_would_fill_the_disk(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from kb.storage import MIN_FREE_BYTES, DataDirError
+
+    index = EdgeIndexStore(tmp_path / "index").create(KEYWORD)
+    real = shutil.disk_usage
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: Usage(*real(path)[:2], MIN_FREE_BYTES + 100_000))
+    index.upsert([item(chunk("a", 1, 0, "fits"))])  # one point: about 8 KB
+    with pytest.raises(DataDirError, match="no space left"):
+        index.upsert([item(chunk("a", 1, i, f"text {i}")) for i in range(1, 101)])
+    monkeypatch.setattr(shutil, "disk_usage", real)
+    assert index.count() == 1 and index.unoptimized == 1
+    index.close()

@@ -1,12 +1,19 @@
 """Parsing in the helper process: same results as in-process, and hostile files cost only the helper."""
 
+import gc
+import io
+import os
+import signal
+import threading
+import time
+import weakref
 from pathlib import Path
 
 import pytest
 
 from kb.parsing import parse_file
-from kb.records import ParseError
-from kb.sandbox import ParseSandbox
+from kb.records import Element, ParseError
+from kb.sandbox import FileInfo, ParseSandbox, _answer, _read_message, _Request, batches
 
 
 @pytest.fixture()
@@ -64,3 +71,155 @@ def test_a_helper_that_died_is_replaced(note: Path):
         assert sandbox.parse(note).title == "Leave"
     finally:
         sandbox.close()
+
+
+# --- a parsed file in pieces ----------------------------------------------------------------------
+
+
+@pytest.fixture()
+def long_text(tmp_path: Path) -> Path:
+    """About 1 MB in 2500 paragraphs: far more than a pipe holds, so the helper must wait for the reader."""
+    words = ["leave", "policy", "employee", "manager", "approval", "days", "travel", "budget", "team", "office"]
+    paragraphs = [f"Paragraph {i}. " + " ".join(words[(i + j) % 10] for j in range(60)) + "." for i in range(2500)]
+    path = tmp_path / "long.txt"
+    path.write_text("\n\n".join(paragraphs))
+    return path
+
+
+def test_batches_are_bounded_in_count_and_characters():
+    elements = [Element("x" * size) for size in (10, 10, 10, 500, 10, 2000, 10)]
+    sizes = [[len(e.text) for e in batch] for batch in batches(elements, max_elements=2, max_chars=600)]
+    assert sizes == [[10, 10], [10, 500], [10], [2000], [10]]  # an element longer than the bound goes alone
+    assert [e for batch in batches(elements, 3, 10**6) for e in batch] == elements
+
+
+def test_a_stream_gives_the_header_first_then_every_element_in_order(long_text: Path):
+    sandbox = ParseSandbox(timeout_s=60)
+    sandbox.batch_elements = 7
+    try:
+        expected = parse_file(long_text)
+        with sandbox.parse_stream(long_text) as stream:
+            assert stream.info == FileInfo(pages=expected.pages, title=expected.title, elements=len(expected.elements))
+            assert list(stream) == expected.elements
+        assert sandbox.parse(long_text) == expected  # the helper serves the next file
+    finally:
+        sandbox.close()
+
+
+def test_a_slow_reader_is_not_timed_out(long_text: Path):
+    """The time limit is for the helper's parsing and for each piece, not for the reader's work."""
+    sandbox = ParseSandbox(timeout_s=60)
+    sandbox.batch_elements = 250
+    try:
+        with sandbox.parse_stream(long_text) as stream:
+            sandbox.timeout_s = 0.5
+            count = 0
+            for count, _ in enumerate(stream, start=1):
+                if count % 250 == 0:
+                    time.sleep(0.1)  # 10 batches: 1 s of work, twice the limit
+        assert count == stream.info.elements == 2500
+    finally:
+        sandbox.close()
+
+
+def test_closing_a_stream_early_frees_the_sandbox_for_the_next_file(long_text: Path, note: Path):
+    sandbox = ParseSandbox(timeout_s=60)
+    sandbox.batch_elements = 5
+    try:
+        with sandbox.parse_stream(long_text) as stream:
+            first = [element for _, element in zip(range(12), stream)]
+        assert len(first) == 12
+        assert sandbox.parse(note).title == "Leave"  # a fresh helper: the old one was halfway through
+
+        unread = sandbox.parse_stream(long_text)
+        del unread  # dropped without reading or closing: must not keep the sandbox
+        assert sandbox.parse(note).title == "Leave"
+    finally:
+        sandbox.close()
+
+
+def test_a_helper_that_stalls_midway_is_timed_out_and_replaced(long_text: Path, note: Path):
+    sandbox = ParseSandbox(timeout_s=60)
+    sandbox.batch_elements = 10
+    try:
+        stream = sandbox.parse_stream(long_text)
+        os.kill(sandbox._helper.pid, signal.SIGSTOP)  # it stops with most of the file still unsent
+        sandbox.timeout_s = 0.5
+        with pytest.raises(ParseError, match="stopped answering for 0.5 s"):
+            list(stream)
+        sandbox.timeout_s = 60
+        assert sandbox.parse(note).title == "Leave"
+    finally:
+        sandbox.close()
+
+
+def test_a_helper_that_dies_midway_fails_the_file_and_is_replaced(long_text: Path, note: Path):
+    sandbox = ParseSandbox(timeout_s=60)
+    sandbox.batch_elements = 10
+    try:
+        stream = sandbox.parse_stream(long_text)
+        next(iter(stream))
+        sandbox._helper.kill()
+        with pytest.raises(ParseError, match="the reader crashed on this file"):
+            list(stream)
+        assert sandbox.parse(note).title == "Leave"
+    finally:
+        sandbox.close()
+
+
+def test_one_file_at_a_time_while_a_stream_is_open(long_text: Path, note: Path):
+    sandbox = ParseSandbox(timeout_s=60)
+    try:
+        stream = sandbox.parse_stream(long_text)
+        with pytest.raises(RuntimeError, match="still reading a parsed file"):
+            sandbox.parse(note)  # the same thread would wait for itself forever
+        results: list = []
+        other = threading.Thread(target=lambda: results.append(sandbox.parse(note).title))
+        other.start()
+        other.join(timeout=1.0)
+        assert other.is_alive() and results == []  # waits for the open stream
+        assert len(list(stream)) == stream.info.elements
+        other.join(timeout=60)
+        assert results == ["Leave"]
+    finally:
+        sandbox.close()
+
+
+def test_closing_the_sandbox_stops_a_stream_being_read(long_text: Path):
+    sandbox = ParseSandbox(timeout_s=60)
+    sandbox.batch_elements = 10
+    stream = sandbox.parse_stream(long_text)
+    next(iter(stream))
+    sandbox.close()  # does not wait for the reader
+    with pytest.raises(ParseError, match="knowledge base is closing"):
+        list(stream)
+    sandbox.close()
+
+
+def test_a_file_that_runs_out_of_memory_is_answered_after_the_parsers_memory_is_freed():
+    """The helper is at its memory cap when a parser gives up: it must let go of the parser's data (held by
+    the exception's traceback) before it writes the answer, or writing it fails too and the helper crashes."""
+
+    class Held:
+        pass
+
+    alive: list[weakref.ref] = []
+
+    def parse_file(path, filename=None, max_bytes=None):
+        elements = Held()  # what a partitioner holds when memory runs out
+        alive.append(weakref.ref(elements))
+        try:
+            raise MemoryError
+        except MemoryError as exc:
+            raise ParseError("file is too large to read into memory") from exc
+
+    class Replies(io.BytesIO):
+        def write(self, data):
+            gc.collect()
+            assert alive[0]() is None, "the parser's data is still held while the answer is written"
+            return super().write(data)
+
+    replies = Replies()
+    _answer(_Request("x.txt", None, None), replies, parse_file, memory_mb=700)
+    replies.seek(0)
+    assert _read_message(replies) == ("error", "file is too large to read into memory")
