@@ -10,17 +10,18 @@ Each run is `kb ingest FILE` in a new KB_DATA_DIR, as a subprocess whose PYTHONP
 test (the parsing helper and the optimizer child inherit it):
   old  `git archive` of --baseline-rev (default 8eb3336, the commit before streaming): the helper sends one
        pickled ParsedFile; chunk_document, encode and replace_document take the whole file at once.
-  new  this checkout, with `JobRunner.ingest` replaced (in the subprocess only, files untouched) by
-       `streamed_ingest` below: the wiring proposed for kb/jobs.py. parse_stream -> write_version in batches
-       of 256 chunks -> commit -> delete_other_versions -> release_memory().
+  new  this checkout: JobRunner.ingest streams (parse_stream -> write_version in batches of 256 chunks ->
+       commit -> delete_other_versions -> release_memory()), and the parse helper reads big text a block
+       at a time (kb.parsing.text_blocks).
 Reported: the main process's peak RSS (VmHWM from /proc at exit, exact) and, polled every 0.1 s, the peaks
 of its two parts: heap (anonymous: what the process itself holds) and file-backed pages (the embedded
 index's memory-mapped files, which the kernel can drop and read again); its RSS after the job (at exit)
 and after a malloc_trim(0) then (old: what trimming alone would give; new: before and after the wiring's
 own release_memory), the parsing helper's and other children's peak RSS (psutil, polled every 0.1 s),
-wall time and chunks. For both, KB_PARSE_TIMEOUT is raised to 1800 s and KB_PARSE_MEMORY_MB to
---parse-memory-mb (default 8192): unstructured needs minutes and more than the default 2 GB to partition
-100 MB of prose (at 2048 MB both fail it with "file is too large to read into memory").
+wall time and chunks. KB_PARSE_TIMEOUT is raised to 1800 s for both. The old code runs with
+KB_PARSE_MEMORY_MB=--parse-memory-mb (default 8192): it partitions 100 MB of prose at once, which needs
+more than the default 2 GB ("file is too large to read into memory"); the new code runs with
+--new-parse-memory-mb (default 2048, the product's default).
 
 --latency: also, for the largest size, old and new in an app-like process (one KnowledgeBase; this thread
 works the queue while another searches every 0.5 s, as chat does during an upload): search latency.
@@ -96,66 +97,6 @@ def make_text_file(path: Path, size: int, paragraphs: list[str], seed: int) -> N
     tmp.replace(path)
 
 
-# ---- the wiring proposed for kb/jobs.py (applied in the subprocess only) ------------------------------
-
-
-def streamed_ingest(self, job):  # JobRunner.ingest, streamed: the snippet for kb/jobs.py
-    from dataclasses import replace
-
-    from kb.catalog import doc_id_for
-    from kb.parsing import detect_type
-    from kb.pipeline import IndexWriteFailed, release_memory, write_version
-    from kb.records import Document, ParseError
-
-    kb = self.kb
-    doc_id = doc_id_for(job.name)
-    draft = Document(
-        doc_id=doc_id, name=job.name, version=0, status="failed", sha256=job.blob,
-        size=job.size, uploader=job.uploader, groups=job.groups,
-    )
-    if job.outcome == "failed":  # refused before it was stored (e.g. over the size limit)
-        kb.catalog.record_failure(draft, job.message)
-        return "failed", job.message
-    existing = kb.catalog.document(doc_id)
-    if existing and existing.status == "ok" and existing.sha256 == job.blob:
-        return "unchanged", f"already indexed (version {existing.version})"
-    try:
-        path = kb.blobs.path(job.blob)
-        draft = replace(draft, kind=detect_type(path, job.name))
-        stream = kb.sandbox.parse_stream(path, job.name, kb.max_bytes)  # parsed; the elements follow
-    except ParseError as exc:
-        kb.catalog.record_failure(draft, exc.reason)
-        return "failed", exc.reason
-    with stream:
-        version = kb.catalog.next_version(doc_id)
-        kb.catalog.begin_version(draft, version)
-        try:
-            written = write_version(
-                stream, index=kb.index, encode=kb.encode, doc_id=doc_id, version=version, source=job.name,
-                title=stream.info.title, target_words=kb.settings.chunk_words, groups=job.groups,
-            )
-        except ParseError as exc:  # the helper died or stalled midway (write_version removed what it wrote)
-            kb.catalog.abort_version(doc_id, version, exc.reason)
-            return "failed", exc.reason
-        except IndexWriteFailed as exc:
-            reason = f"the index refused the update: {exc.reason}"
-            kb.catalog.abort_version(doc_id, version, reason)
-            return "failed", reason
-        except BaseException as exc:  # encoding (EmbeddingUnavailable) or a bug: JobRunner.run reports it
-            kb.catalog.abort_version(doc_id, version, str(exc) or type(exc).__name__)
-            raise
-    kb.catalog.commit_version(doc_id, version, stream.info.pages, written.chunks)
-    try:
-        kb.index.delete_other_versions(doc_id, version)
-    except Exception as exc:  # the new version serves; old points are dropped from results until recovery
-        import logging
-
-        logging.getLogger("kb.jobs").warning("could not remove old versions of %s: %s", job.name, exc)
-    release_memory()
-    pages = f", {stream.info.pages} pages" if stream.info.pages else ""
-    return "ok", f"{written.chunks} chunks{pages}, version {version}"
-
-
 # ---- inside the subprocess --------------------------------------------------------------------------
 
 
@@ -192,7 +133,6 @@ def _install(variant: str, record: dict[str, Any]) -> None:
         return released
 
     kb.pipeline.release_memory = watched
-    kb.jobs.JobRunner.ingest = streamed_ingest
 
 
 def child_cli(variant: str, file: str, result: str) -> None:
@@ -270,7 +210,7 @@ def child_latency(variant: str, file: str, warmup: str, result: str) -> None:
 
 
 def run(
-    variant: str, tree: Path, args: list[str], data_dir: Path, timeout_s: float, parse_memory_mb: int
+    variant: str, tree: Path, args: list[str], data_dir: Path, timeout_s: float, parse_memory_mb: int,
 ) -> dict[str, Any]:
     """A child process (`--child ...`) on the code in `tree`, its children's peak RSS polled meanwhile."""
     result = data_dir.parent / f"{data_dir.name}.json"
@@ -349,7 +289,8 @@ def main() -> None:
     parser.add_argument("--latency", action="store_true", help="also search latency during the largest ingest")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds one run may take")
     parser.add_argument("--keep-data", action="store_true", help="keep each run's data directory under --work")
-    parser.add_argument("--parse-memory-mb", type=int, default=8192, help="KB_PARSE_MEMORY_MB for every run")
+    parser.add_argument("--parse-memory-mb", type=int, default=8192, help="KB_PARSE_MEMORY_MB for the old code")
+    parser.add_argument("--new-parse-memory-mb", type=int, default=2048, help="KB_PARSE_MEMORY_MB for the new code")
     options = parser.parse_args()
 
     work = options.work
@@ -375,7 +316,7 @@ def main() -> None:
             print(f"kb ingest {files[size].name} ({variant}) ...", file=sys.stderr, flush=True)
             record = run(
                 variant, trees[variant], ["cli", str(files[size])], data / "kb", options.timeout,
-                options.parse_memory_mb,
+                options.new_parse_memory_mb if variant == "new" else options.parse_memory_mb,
             )
             record.update(variant=variant, size_mb=size)
             if not options.keep_data:
@@ -401,7 +342,7 @@ def main() -> None:
             print(f"search latency during {files[biggest].name} ({variant}) ...", file=sys.stderr, flush=True)
             record = run(
                 variant, trees[variant], ["latency", str(files[biggest]), str(files[1])], data / "kb",
-                options.timeout, options.parse_memory_mb,
+                options.timeout, options.new_parse_memory_mb if variant == "new" else options.parse_memory_mb,
             )
             record.update(variant=variant, size_mb=biggest)
             if not options.keep_data:

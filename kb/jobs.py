@@ -23,6 +23,7 @@ from kb.chunking import chunk_document
 from kb.embedding import Bm25Encoder, EmbeddingUnavailable
 from kb.index import IndexSpec, VectorIndex
 from kb.parsing import detect_type
+from kb.pipeline import IndexWriteFailed, release_memory, write_version
 from kb.records import Chunk, Document, Job, ParseError, TextRecord
 
 if TYPE_CHECKING:
@@ -104,27 +105,35 @@ class JobRunner:
         try:
             path = kb.blobs.path(job.blob)
             draft = replace(draft, kind=detect_type(path, job.name))
-            parsed = kb.parse(path, job.name)
-            version = kb.catalog.next_version(doc_id)
-            chunks = chunk_document(
-                parsed, doc_id=doc_id, version=version, source=job.name,
-                target_words=kb.settings.chunk_words, groups=draft.groups,
-            )
-            if not chunks:
-                raise ParseError("no text found")
+            stream = kb.sandbox.parse_stream(path, job.name, kb.max_bytes)  # parsed; the elements follow
         except ParseError as exc:
             kb.catalog.record_failure(draft, exc.reason)
             return "failed", exc.reason
-        items = kb.encode(chunks)
-        kb.catalog.begin_version(draft, version, job.id)
+        with stream:
+            version = kb.catalog.next_version(doc_id)
+            kb.catalog.begin_version(draft, version, job.id)
+            try:
+                written = write_version(
+                    stream, index=kb.index, encode=kb.encode, doc_id=doc_id, version=version, source=job.name,
+                    title=stream.info.title, target_words=kb.settings.chunk_words, groups=draft.groups,
+                )
+            except ParseError as exc:  # the helper died or stalled midway (write_version removed what it wrote)
+                kb.catalog.abort_version(doc_id, version, exc.reason)
+                return "failed", exc.reason
+            except IndexWriteFailed as exc:
+                reason = f"the index refused the update: {exc.reason}"
+                kb.catalog.abort_version(doc_id, version, reason)
+                return "failed", reason
+            except BaseException as exc:  # encoding (EmbeddingUnavailable) or a bug: run() reports it
+                kb.catalog.abort_version(doc_id, version, str(exc) or type(exc).__name__)
+                raise
+        kb.catalog.commit_version(doc_id, version, stream.info.pages, written.chunks)
         try:
-            kb.index.replace_document(doc_id, version, items)
-        except Exception as exc:
-            reason = f"the index refused the update: {exc}"
-            kb.catalog.abort_version(doc_id, version, reason)
-            return "failed", reason
-        kb.catalog.commit_version(doc_id, version, parsed.pages, len(chunks))
-        return "ok", _ingested(version, parsed.pages, len(chunks)) + relabelled
+            kb.index.delete_other_versions(doc_id, version)
+        except Exception as exc:  # the new version serves; old points are dropped from results until recovery
+            log.warning("could not remove the older versions of %s: %s", job.name, exc)
+        release_memory()
+        return "ok", _ingested(version, stream.info.pages, written.chunks) + relabelled
 
     # visibility ------------------------------------------------------------------------------
     def set_groups(self, doc: Document, groups: tuple[str, ...]) -> None:

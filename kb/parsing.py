@@ -39,7 +39,7 @@ import functools
 import importlib
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,14 @@ PARTITIONERS: dict[str, tuple[str, str, dict[str, Any]]] = {
 # [""] skips language detection: nothing here uses it, and loading langdetect's profiles costs a second.
 COMMON_OPTIONS: dict[str, Any] = {"languages": [""]}
 DECODED_KINDS = {"txt", "md", "html", "xml", "json"}  # handed to unstructured as text we decoded ourselves
+# Text and Markdown files bigger than this are partitioned a block at a time (text_blocks): a 100 MB
+# text file at once needs more than the parse helper's 2 GB.
+BLOCKED_KINDS = {"txt", "md"}
+BLOCK_CHARS = 1 << 20
+# Text and Markdown files bigger than this are partitioned a block at a time (text_blocks): a 100 MB
+# text file at once needs more than the parse helper's 2 GB.
+BLOCKED_KINDS = {"txt", "md"}
+BLOCK_CHARS = 1 << 20
 TABLE_KINDS = {"csv", "tsv"}  # read by kb.delimited; as text when they will not tabulate
 # Partitioners that hand HTML to unstructured's partition_html from inside: they get the visible HTML too.
 HTML_INSIDE = {
@@ -407,14 +415,32 @@ def _partition(path: Path, kind: str) -> ParsedFile:
         text = TEMPLATE_TAG.sub("", text)
     if kind == "html" and text.strip():
         text = visible_html(text)
-    raw = _run_partitioner(path, kind, text)
-    elements = list(_elements(raw, kind))
-    heading = front_title or next((el.metadata.subject for el in raw if getattr(el.metadata, "subject", None)), None)
+    if kind in BLOCKED_KINDS and len(text) > BLOCK_CHARS:  # big text: partition it a block at a time
+        elements = [el for block in text_blocks(text, kind) for el in _elements(_run_partitioner(path, kind, block), kind)]
+        heading = front_title
+    else:
+        raw = _run_partitioner(path, kind, text)
+        elements = list(_elements(raw, kind))
+        heading = front_title or next((el.metadata.subject for el in raw if getattr(el.metadata, "subject", None)), None)
     if heading:
         elements.insert(0, Element(text=heading, kind="title"))
     pages = max((el.page for el in elements if el.page), default=None)
     title = next((el.text for el in elements if el.kind == "title" and el.level == 0), None)
     return ParsedFile(elements=elements, pages=pages, title=title)
+
+
+def text_blocks(text: str, kind: str, size: int = BLOCK_CHARS) -> Iterator[str]:
+    """`text` in pieces of about `size` characters, cut only at blank lines (paragraph ends) and, in
+    Markdown, never inside a fenced code block: unstructured's text and Markdown partitioners read
+    paragraphs independently, so the pieces give the elements the whole would, within bounded memory."""
+    start = 0
+    while start < len(text):
+        end = len(text) if len(text) - start <= size else text.find("\n\n", start + size)
+        while end != -1 and kind == "md" and text.count("```", start, end) % 2:
+            end = text.find("\n\n", end + 2)  # inside a code fence: cut after it closes
+        end = len(text) if end == -1 else end
+        yield text[start:end]
+        start = end
 
 
 def _run_partitioner(path: Path, kind: str, text: str) -> list[Any]:

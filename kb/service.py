@@ -217,6 +217,8 @@ class KnowledgeBase:
             doc = known.get(doc_id)
             if doc is None or doc.status == "deleting" or doc.version not in versions:
                 self.index.delete_document(doc_id)
+            elif versions != {doc.version}:  # a version cut short by a crash, or an old one left behind
+                self.index.delete_other_versions(doc_id, doc.version)
         for doc in known.values():
             if doc.status == "deleting":
                 for blob in self.catalog.remove_document(doc.doc_id):

@@ -679,3 +679,23 @@ def test_utf8_with_a_bad_byte_stays_utf8(tmp_path: Path) -> None:
 )
 def test_text_that_clearly_is_another_encoding_is_decoded_as_it(text: str, encoding: str) -> None:
     assert decode_text(text.encode(encoding)) == text
+
+
+@pytest.mark.parametrize("name", ["big.md", "big.txt"])
+def test_big_text_is_read_a_block_at_a_time_with_the_same_elements(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      name: str) -> None:
+    """A 100 MB text file read at once needed more than the parse helper's 2 GB; blocks cut at paragraph
+    ends (never inside a code fence) give the same elements as the whole."""
+    from kb import parsing
+
+    parts = []
+    for i in range(60):
+        parts.append(f"# Section {i}\n\nParagraph {i} explains rule {i}. It has two sentences.")
+        parts.append(f"- item {i} a\n- item {i} b")
+        if i % 7 == 0:
+            parts.append(f"```\ncode line {i}\n\nstill code {i}\n```")
+    path = write(tmp_path, name, "\n\n".join(parts) + "\n")
+    whole = parse_file(path, name)
+    monkeypatch.setattr(parsing, "BLOCK_CHARS", 300)
+    assert len(list(parsing.text_blocks(path.read_text(), name.split(".")[1], 300))) > 10
+    assert parse_file(path, name) == whole
