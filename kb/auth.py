@@ -22,14 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kb.config import Settings
+from kb.errors import NotAuthorized
 
 ANONYMOUS = "anonymous"
 UNVERIFIED = " (unverified)"  # appended to the name of a login whose e-mail the provider did not verify
 log = logging.getLogger(__name__)
-
-
-class NotAuthorized(PermissionError):
-    """The actor may not do this; the message says what was refused and why, in one line."""
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from kb.errors import ConfigError
+
 SECRETS_FILE = Path(".streamlit") / "secrets.toml"
 
 
@@ -89,10 +91,6 @@ ENV_NAMES: dict[str, str] = {
     "KB_ADMIN_EMAILS": "admin_emails",
     "KB_USER_GROUPS": "user_groups",
 }
-
-
-class ConfigError(ValueError):
-    """A setting with a value that cannot be used; the message names the variable."""
 
 
 def _read_secrets(path: Path) -> dict[str, Any]:

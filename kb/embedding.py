@@ -15,6 +15,7 @@ from qdrant_edge import Bm25, Bm25Config
 from qdrant_edge import SparseVector as EdgeSparseVector
 
 from kb.config import Settings
+from kb.errors import EmbeddingUnavailable
 from kb.records import SparseVector
 
 if TYPE_CHECKING:
@@ -27,14 +28,6 @@ BM25_LANGUAGE = "english"
 # With b=0 a BM25 document weight depends on term frequency alone, w = tf*(k+1)/(tf+k), so it can be
 # inverted exactly. A large k keeps that inversion well conditioned for very frequent terms.
 _COUNTING_K = 10_000.0
-
-
-class EmbeddingUnavailable(Exception):
-    """The configured dense model cannot be used; `reason` is one line saying why and what to do."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
 
 
 class Bm25Encoder:

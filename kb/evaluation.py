@@ -28,6 +28,7 @@ import pytrec_eval
 
 from kb.config import Settings
 from kb.embedding import DenseEmbedder
+from kb.errors import BadRequest
 from kb.records import Passage, TextRecord
 from kb.retrieval import Retriever
 from kb.service import KnowledgeBase
@@ -43,7 +44,7 @@ BEIR_MEASURES = {"ndcg_cut_10": "ndcg@10", "recall_10": "recall@10", "recall_100
 DENSE_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
 
 
-class DatasetError(ValueError):
+class DatasetError(BadRequest):
     """A test set that cannot be read; the message is one line naming the file and what is wrong."""
 
 

@@ -14,6 +14,7 @@ import io
 import re
 from typing import Iterable, TypeVar
 
+from kb.errors import BadRequest
 from kb.records import Answer, Feedback
 
 MAX_COMMENT_CHARS = 2000
@@ -27,7 +28,7 @@ _FORMULA_PIECE = re.compile(r'(^|[,;\t|\r\n])([\s"]*)(?=[=+\-@])')
 T = TypeVar("T")
 
 
-class BadFeedback(ValueError):
+class BadFeedback(BadRequest):
     """Feedback that cannot be stored; the message says why."""
 
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import qdrant_edge as edge
 
 from kb.config import Settings
+from kb.errors import IndexLocked, IndexUnavailable
 from kb.records import Chunk, SparseVector
 from kb.storage import ensure_free_space, no_space
 
@@ -60,14 +61,6 @@ class IndexedChunk:
 class SearchFilter:
     doc_ids: tuple[str, ...] | None = None  # None = every document
     groups: tuple[str, ...] | None = None  # None = no restriction; else chunks open to all or to one of these
-
-
-class IndexLocked(Exception):
-    """Another process holds the embedded index open."""
-
-
-class IndexUnavailable(Exception):
-    """The index cannot be reached or used; the message is one line saying why."""
 
 
 class VectorIndex(Protocol):
@@ -543,7 +536,9 @@ class EdgeIndexStore:
 def open_index_store(settings: Settings) -> IndexStore:
     """The server named by KB_QDRANT_URL, else the embedded engine under the data directory."""
     if settings.qdrant_url:
-        from kb.index_server import connect  # qdrant-client is slow to import: only when needed
+        from kb.index_server import (
+            connect,  # qdrant-client is slow to import: only when needed
+        )
 
         return connect(settings)
     return EdgeIndexStore(settings.data_dir / "index")

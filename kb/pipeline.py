@@ -24,6 +24,7 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from kb.chunking import iter_chunks
+from kb.errors import IndexWriteFailed
 from kb.records import Chunk, Element, ParseError
 
 if TYPE_CHECKING:  # kb.index imports the engine; the parsing helper imports this module for release_memory
@@ -43,14 +44,6 @@ class Written:
     chunks: int
     batches: int
     last_page: int | None  # the highest page a chunk reaches (the file's page count comes with FileInfo)
-
-
-class IndexWriteFailed(Exception):
-    """The index refused a batch (full disk, unreachable server, a vector of the wrong size); `reason` says why."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
 
 
 def write_version(

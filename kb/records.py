@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from kb.errors import ParseError
+
 ElementKind = Literal["title", "text", "list_item", "table"]
 
 
@@ -40,14 +42,6 @@ class TextRecord:
         heading = [Element(self.title.strip(), kind="title")] if self.title.strip() else []
         body = [Element(self.text.strip())] if self.text.strip() else []
         return ParsedFile(elements=[*heading, *body], title=self.title.strip() or None)
-
-
-class ParseError(Exception):
-    """A file that cannot be parsed. `reason` is one line a non-engineer understands."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

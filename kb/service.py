@@ -16,17 +16,48 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, BinaryIO, Callable, Iterable, Iterator, Sequence
 
-from kb.answering import Answerer, AnswerEvent, build_llm
 from kb.access import Rights, can_change, can_see, check_groups, refusal, rights_of
-from kb.auth import LOCAL_ADMIN, Actor, NotAuthorized, PasswordGuard, may_see, require_admin, visible_groups
+from kb.answering import Answerer, AnswerEvent, build_llm
+from kb.auth import (
+    LOCAL_ADMIN,
+    Actor,
+    NotAuthorized,
+    PasswordGuard,
+    may_see,
+    require_admin,
+    visible_groups,
+)
 from kb.catalog import SqliteCatalog
 from kb.config import Settings
-from kb.embedding import Bm25Encoder, DenseEmbedder, EmbeddingUnavailable, make_dense_embedder
+from kb.embedding import (
+    Bm25Encoder,
+    DenseEmbedder,
+    EmbeddingUnavailable,
+    make_dense_embedder,
+)
+from kb.errors import IndexBusy
 from kb.feedback import feedback_for, to_csv
 from kb.health import ComponentHealth, check
-from kb.index import IndexedChunk, IndexLocked, IndexSpec, IndexStore, SearchFilter, VectorIndex, open_index_store
+from kb.index import (
+    IndexedChunk,
+    IndexLocked,
+    IndexSpec,
+    IndexStore,
+    SearchFilter,
+    VectorIndex,
+    open_index_store,
+)
 from kb.jobs import JobRunner, Progress, initial_avg_len
-from kb.records import Answer, Chunk, Document, Feedback, Job, ParsedFile, Passage, TextRecord
+from kb.records import (
+    Answer,
+    Chunk,
+    Document,
+    Feedback,
+    Job,
+    ParsedFile,
+    Passage,
+    TextRecord,
+)
 from kb.retrieval import Retriever
 from kb.sandbox import ParseSandbox
 from kb.storage import BlobStore, DataDirError, display_name
@@ -34,10 +65,6 @@ from kb.storage import BlobStore, DataDirError, display_name
 log = logging.getLogger(__name__)
 
 RETIRED_INDEX_GRACE_S = 10.0  # how long a replaced index stays open for searches already running on it
-
-
-class IndexBusy(RuntimeError):
-    """Another process holds the embedded index; the message says which and what to do."""
 
 
 @dataclass(frozen=True)

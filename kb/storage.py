@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
+from kb.errors import DataDirError
+
 _CHUNK = 1 << 20
 INCOMING_PREFIX = ".incoming-"
 INCOMING_GRACE_S = 60.0
@@ -27,14 +29,6 @@ INCOMING_GRACE_S = 60.0
 # The embedded index writes through memory-mapped, sparsely allocated files: a write into one on a full
 # disk kills the whole process with SIGBUS instead of raising an error (measured on a small tmpfs).
 MIN_FREE_BYTES = 64 * 2**20
-
-
-class DataDirError(OSError):
-    """The data directory cannot be used: its disk is full, it is read-only, or the catalog is unreadable.
-
-    An OSError, so code that already turns file errors into one line keeps doing so; the message is
-    that line, for people ("no space left on the disk holding the data directory ...").
-    """
 
 
 def no_space(directory: Path, detail: str = "") -> DataDirError:
