@@ -1,12 +1,12 @@
 """kb's web app: Chat (the default), Upload and Admin pages over the `kb` library.
 
 This file only sets up the page frame and the navigation; every page calls `kb/` through
-`pages/common.py` and holds no retrieval, parsing or storage logic of its own.
+`app_pages/common.py` and holds no retrieval, parsing or storage logic of its own.
 """
 
 import streamlit as st
 
-from pages.common import IN_APP, current_actor, note, oidc_configured
+from app_pages.common import current_actor, note, oidc_configured
 
 # Our own classes only: passage and answer text is escaped before it reaches any HTML (kb/highlight.py).
 STYLE = """<style>
@@ -26,9 +26,9 @@ def main() -> None:
     st.html(STYLE)
     navigation = st.navigation(
         [
-            st.Page("pages/chat.py", title="Chat", icon=":material/chat:", default=True),
-            st.Page("pages/upload.py", title="Upload", icon=":material/upload_file:"),
-            st.Page("pages/admin.py", title="Admin", icon=":material/admin_panel_settings:"),
+            st.Page("app_pages/chat.py", title="Chat", icon=":material/chat:", default=True),
+            st.Page("app_pages/upload.py", title="Upload", icon=":material/upload_file:"),
+            st.Page("app_pages/admin.py", title="Admin", icon=":material/admin_panel_settings:"),
         ]
     )
     if oidc_configured():
@@ -38,13 +38,8 @@ def main() -> None:
                 st.button("Log out", on_click=st.logout, icon=":material/logout:")
             else:
                 st.button("Log in", on_click=st.login, icon=":material/login:")
-    entered = IN_APP.set(True)
-    try:
-        navigation.run()
-    finally:
-        IN_APP.reset(entered)
+    navigation.run()
 
 
-# Streamlit runs this file as __main__; pages.common.enter_through_app imports it and calls main().
 if __name__ == "__main__":
     main()

@@ -23,10 +23,10 @@ from kb.service import KnowledgeBase
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "streamlit_app.py"
-if str(ROOT) not in sys.path:  # the pages import `pages.common` from the repository root
+if str(ROOT) not in sys.path:  # the pages import `app_pages.common` from the repository root
     sys.path.insert(0, str(ROOT))
 
-from pages.common import knowledge_base  # noqa: E402
+from app_pages.common import knowledge_base  # noqa: E402
 
 CONFIG_NAMES = (
     "OPENAI_API_KEY", "OPENAI_BASE_URL", "KB_LLM_MODEL", "KB_EMBEDDING", "KB_QDRANT_URL",

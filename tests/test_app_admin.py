@@ -24,7 +24,7 @@ def app_data(tmp_path_factory: pytest.TempPathFactory):
 
 
 def unlocked_admin():
-    app = new_app("pages/admin.py")
+    app = new_app("app_pages/admin.py")
     app.text_input[0].set_value(PASSWORD)
     app.button[0].click().run()  # the form's Unlock button
     assert not app.exception, app.exception
@@ -36,7 +36,7 @@ def test_without_any_admin_configured_the_page_says_how_and_shows_nothing_else(m
     monkeypatch.delenv("KB_ADMIN_PASSWORD")
     restart()
     try:
-        app = new_app("pages/admin.py")
+        app = new_app("app_pages/admin.py")
         (info,) = app.info
         assert "KB_ADMIN_PASSWORD" in info.value and "[auth]" in info.value and "KB_ADMIN_EMAILS" in info.value
         assert not app.tabs and not app.text_input and not app.button and not app.dataframe
@@ -46,7 +46,7 @@ def test_without_any_admin_configured_the_page_says_how_and_shows_nothing_else(m
 
 
 def test_locked_page_asks_for_the_password_and_refuses_a_wrong_one():
-    app = new_app("pages/admin.py")
+    app = new_app("app_pages/admin.py")
     assert not app.tabs and not app.dataframe
     app.text_input[0].set_value("guess")
     app.button[0].click().run()
@@ -55,7 +55,7 @@ def test_locked_page_asks_for_the_password_and_refuses_a_wrong_one():
 
 
 def try_password(password: str, app=None):
-    app = app or new_app("pages/admin.py")
+    app = app or new_app("app_pages/admin.py")
     app.text_input[0].set_value(password)
     app.button[0].click().run()
     assert not app.exception, app.exception
@@ -72,7 +72,7 @@ def frozen_guard() -> PasswordGuard:
 def test_a_guessing_session_is_slowed_down_and_does_not_lock_out_the_admin():
     frozen_guard()
     try:
-        guesser = new_app("pages/admin.py")
+        guesser = new_app("app_pages/admin.py")
         for _ in range(PasswordGuard.FREE_ATTEMPTS):
             try_password("guess", guesser)
             assert [e.value for e in guesser.error] == ["Wrong password."]
@@ -122,7 +122,7 @@ def oidc_app(user: dict):
     app = new_app()
     app.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x"}
     app.user = user
-    app.switch_page("pages/admin.py").run()
+    app.switch_page("app_pages/admin.py").run()
     assert not app.exception, app.exception
     return app
 

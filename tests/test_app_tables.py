@@ -17,7 +17,7 @@ def kb(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_upload_tables_show_file_names_and_errors_defused(kb):
-    app = new_app("pages/upload.py")
+    app = new_app("app_pages/upload.py")
     app.file_uploader[0].set_value([
         ("x;=1+1.md", b"# Notes\n\nThe canteen opens at eight.\n", "text/markdown"),
         ("@SUM(A1).pdf", b"%PDF-1.7\nnot really a pdf", "application/pdf"),
@@ -36,8 +36,8 @@ def test_upload_tables_show_file_names_and_errors_defused(kb):
 def test_every_table_in_the_pages_goes_through_the_one_safe_function():
     calls = {
         path.name: len(re.findall(r"\bst\.dataframe\(", path.read_text(encoding="utf-8")))
-        for path in (ROOT / "pages").glob("*.py")
+        for path in (ROOT / "app_pages").glob("*.py")
     }
-    assert calls.pop("common.py") == 1, "pages.common.safe_table is the one place that calls st.dataframe"
+    assert calls.pop("common.py") == 1, "app_pages.common.safe_table is the one place that calls st.dataframe"
     assert not any(calls.values()), calls
-    assert not re.search(r"\bst\.(data_editor|table)\(", "".join(p.read_text() for p in (ROOT / "pages").glob("*.py")))
+    assert not re.search(r"\bst\.(data_editor|table)\(", "".join(p.read_text() for p in (ROOT / "app_pages").glob("*.py")))

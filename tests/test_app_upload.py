@@ -42,7 +42,7 @@ def job_table(app) -> list[dict]:
 
 
 def test_several_files_each_get_a_status_and_failures_a_one_line_reason(kb):
-    app = upload(new_app("pages/upload.py"), [
+    app = upload(new_app("app_pages/upload.py"), [
         ("leave.md", LEAVE.encode(), "text/markdown"),
         ("travel.md", TRAVEL.encode(), "text/markdown"),
         ("scan.pdf", b"%PDF-1.7\nnot really a pdf", "application/pdf"),
@@ -64,7 +64,7 @@ def test_several_files_each_get_a_status_and_failures_a_one_line_reason(kb):
 
 
 def test_a_folder_keeps_paths_inside_it_and_skips_hidden_files(kb):
-    app = upload(new_app("pages/upload.py"), [
+    app = upload(new_app("app_pages/upload.py"), [
         ("handbook/hr/benefits.md", b"# Benefits\n\nDental cover starts after three months.\n", "text/markdown"),
         ("handbook/.git/config", b"[core]\n", "text/plain"),
         ("handbook/.DS_Store", b"\x00\x01", "application/octet-stream"),
@@ -76,26 +76,26 @@ def test_a_folder_keeps_paths_inside_it_and_skips_hidden_files(kb):
 
 
 def test_uploaded_names_are_never_paths(kb):
-    app = upload(new_app("pages/upload.py"), [("../../etc/passwd.txt", b"Payroll runs on the 25th.\n", "text/plain")])
+    app = upload(new_app("app_pages/upload.py"), [("../../etc/passwd.txt", b"Payroll runs on the 25th.\n", "text/plain")])
     wait_for_jobs(kb, session_jobs(app))
     assert kb.catalog.named("passwd.txt")[0].status == "ok"
     assert not (kb.settings.data_dir.parent.parent / "etc").exists()
 
 
 def test_leaving_the_page_does_not_cancel_the_upload(kb):
-    app = upload(new_app("pages/upload.py"), [("holidays.md", b"# Holidays\n\nThe office closes on public holidays.\n",
+    app = upload(new_app("app_pages/upload.py"), [("holidays.md", b"# Holidays\n\nThe office closes on public holidays.\n",
                                                 "text/markdown")])
     jobs = session_jobs(app)
-    app.switch_page("pages/chat.py").run()  # navigate away at once
+    app.switch_page("app_pages/chat.py").run()  # navigate away at once
     wait_for_jobs(kb, jobs)
-    app.switch_page("pages/upload.py").run()
+    app.switch_page("app_pages/upload.py").run()
     assert [row["status"] for row in job_table(app)] == ["ok"]
     assert kb.search("public holidays office", actor=LOCAL_ADMIN)[0].chunk.source == "holidays.md"
 
 
 def test_two_people_upload_at_the_same_time_and_each_sees_their_own_files(kb):
-    ann = upload(new_app("pages/upload.py"), [("ann.md", b"# Ann\n\nAnn's team handles payroll queries.\n", "text/markdown")])
-    bob = upload(new_app("pages/upload.py"), [("bob.md", b"# Bob\n\nBob's team handles laptop repairs.\n", "text/markdown")])
+    ann = upload(new_app("app_pages/upload.py"), [("ann.md", b"# Ann\n\nAnn's team handles payroll queries.\n", "text/markdown")])
+    bob = upload(new_app("app_pages/upload.py"), [("bob.md", b"# Bob\n\nBob's team handles laptop repairs.\n", "text/markdown")])
     wait_for_jobs(kb, session_jobs(ann) + session_jobs(bob))
     ann.run()
     bob.run()
@@ -125,7 +125,7 @@ def test_an_anonymous_upload_cannot_replace_a_restricted_document(tmp_path: Path
         wait_for_jobs(base, [submitted.job_id])
         hr_doc = base.catalog.named("salaries.md")[0]
 
-        app = upload(new_app("pages/upload.py"), [("salaries.md", b"# Salary bands\n\nEveryone earns 10 euros.\n", "text/markdown")])
+        app = upload(new_app("app_pages/upload.py"), [("salaries.md", b"# Salary bands\n\nEveryone earns 10 euros.\n", "text/markdown")])
         wait_for_jobs(base, session_jobs(app))
         app.run()
         (row,) = job_table(app)

@@ -156,3 +156,15 @@ def test_cards_show_before_a_streaming_llm_answer_is_finished(browser, tmp_path:
         page.locator(".kb-answer", has_text="manager approves it").wait_for()
         assert "[1]" in page.locator(".kb-answer").inner_text()
         assert page.locator(".kb-card").count() == 1  # one marker, one card
+
+
+def test_a_page_opened_by_its_address_first_shows_the_apps_own_navigation(browser, tmp_path: Path):
+    """The first request after a start opens /upload directly: the app's three pages, no file list."""
+    with running_app(tmp_path) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{url}/upload")
+        page.get_by_role("button", name="Add files to the knowledge base").or_(
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]')).first.wait_for(state="attached")
+        links = page.locator('[data-testid="stSidebarNavLink"]').all_inner_texts()
+        assert [link.split("\n")[-1].strip() for link in links] == ["Chat", "Upload", "Admin"]  # after the icon name

@@ -287,7 +287,7 @@ def test_the_admin_page_changes_who_sees_a_document(tmp_path: Path):
 
     with app_environment(tmp_path, KB_ADMIN_PASSWORD="s3cret", KB_USER_GROUPS=GROUPS) as base:
         add_documents(base, tmp_path / "docs", {"handbook.md": HANDBOOK})
-        admin = new_app("pages/admin.py")
+        admin = new_app("app_pages/admin.py")
         admin.text_input[0].set_value("s3cret")
         admin.button[0].click().run()
         (document,) = [s for s in admin.selectbox if s.label == "Document"]

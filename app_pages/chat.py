@@ -20,7 +20,7 @@ from kb.highlight import answer_html, mark_words, markdown_literal, passage_html
 from kb.index import IndexUnavailable
 from kb.records import Answer, Passage
 from kb.service import KnowledgeBase
-from pages.common import document_labels, current_actor, enter_through_app, knowledge_base, note
+from app_pages.common import document_labels, current_actor, knowledge_base, note
 
 
 MAX_QUESTION_CHARS = 2000
@@ -149,7 +149,6 @@ def answer_live(kb: KnowledgeBase, actor: Actor, question: str, query: str, doc_
 
 
 def main() -> None:
-    enter_through_app()
     kb = knowledge_base()
     st.title("Ask the knowledge base")
     note(mode_line(kb))
@@ -170,7 +169,7 @@ def main() -> None:
             st.rerun()
     if not documents:
         st.info("No documents yet. Add some on the Upload page.", icon=":material/info:")
-        st.page_link("pages/upload.py", label="Upload documents", icon=":material/upload_file:")
+        st.page_link("app_pages/upload.py", label="Upload documents", icon=":material/upload_file:")
 
     for turn in turns:
         show_turn(kb, actor, turn)

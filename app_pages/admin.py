@@ -14,9 +14,9 @@ import streamlit as st
 from kb.auth import Actor, NotAuthorized, TooManyAttempts, is_admin
 from kb.highlight import markdown_literal
 from kb.service import KnowledgeBase
-from pages.common import (
+from app_pages.common import (
     document_labels,
-    ADMIN_PASSWORD_KEY, POLL_S, current_actor, enter_through_app, knowledge_base, oidc_configured, password_client,
+    ADMIN_PASSWORD_KEY, POLL_S, current_actor, knowledge_base, oidc_configured, password_client,
     safe_table, show_jobs,
 )
 
@@ -199,7 +199,6 @@ def feedback_log(kb: KnowledgeBase, actor: Actor) -> None:
 
 
 def main() -> None:
-    enter_through_app()
     kb = knowledge_base()
     settings = kb.settings
     st.title("Admin")

@@ -11,7 +11,7 @@ import streamlit as st
 
 from kb.records import Document
 from kb.service import KnowledgeBase
-from pages.common import current_actor, enter_through_app, knowledge_base, max_upload_mb, safe_table, show_jobs
+from app_pages.common import current_actor, knowledge_base, max_upload_mb, safe_table, show_jobs
 
 JOBS_KEY = "upload_jobs"  # session_state: the ids of the jobs this session submitted
 
@@ -67,7 +67,6 @@ def upload_form(kb: KnowledgeBase) -> None:
 
 
 def main() -> None:
-    enter_through_app()
     kb = knowledge_base()
     st.title("Add documents")
     st.caption(

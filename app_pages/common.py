@@ -7,7 +7,6 @@ all sessions share them and a job keeps running when its page is left; per-user 
 
 from __future__ import annotations
 
-import contextvars
 from collections import Counter
 import html
 import math
@@ -26,8 +25,6 @@ from kb.jobs import Worker
 from kb.records import Document, Job
 from kb.service import IndexBusy, KnowledgeBase
 
-# True while streamlit_app.main() runs the current page through st.navigation.
-IN_APP = contextvars.ContextVar("kb_in_app", default=False)
 POLL_S = 1.0  # how often a page showing running jobs looks at the catalog
 ADMIN_PASSWORD_KEY = "admin_password"  # session_state: the password this session unlocked Admin with
 CLIENT_KEY = "password_client"  # session_state: the random token the password guard knows this session by
@@ -56,22 +53,6 @@ def _start() -> Running:
     worker = Worker(kb)
     worker.start()
     return Running(kb, worker)
-
-
-def enter_through_app() -> None:
-    """Make sure this page runs inside the app's navigation, page frame and styles.
-
-    Until a process has run the entry script once, Streamlit treats a `pages/` folder the old way:
-    the first visit after a start that opens a page's own address (/upload) runs that file alone,
-    with a navigation listing every file in the folder. Run the entry script instead (it calls
-    st.navigation, which ends the old mode for good, and runs this page inside it), then stop.
-    """
-    if IN_APP.get():
-        return
-    import streamlit_app
-
-    streamlit_app.main()
-    st.stop()
 
 
 def knowledge_base() -> KnowledgeBase:
