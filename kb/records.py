@@ -152,6 +152,8 @@ class Job:
     attempts: int = 0
     created_at: str = ""
     finished_at: str = ""
+    done: int = 0  # progress of a running job that reports it (re-index): steps done of `total`
+    total: int = 0
 
 
 @dataclass(frozen=True)

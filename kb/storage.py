@@ -91,11 +91,6 @@ class BlobStore:
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
 
-    def put_file(self, source: Path) -> tuple[str, int]:
-        """Store a copy of `source`; returns (sha256, size)."""
-        with open(source, "rb") as stream:
-            return self.put_stream(stream)
-
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         return self.put_stream(io.BytesIO(data))
 

@@ -1,7 +1,8 @@
+import sqlite3
 import threading
 from pathlib import Path
 
-from kb.catalog import MAX_ATTEMPTS, SqliteCatalog, doc_id_for
+from kb.catalog import MAX_ATTEMPTS, SCHEMA_VERSION, SqliteCatalog, doc_id_for
 from kb.records import Document, Job
 
 
@@ -94,3 +95,47 @@ def test_meta(tmp_path: Path):
     assert cat.get_meta("x", "d") == "d"
     cat.set_meta("x", "1")
     assert SqliteCatalog(tmp_path / "c.db").get_meta("x") == "1"
+
+
+def test_progress_is_kept_with_the_job_for_any_process_to_read(tmp_path: Path):
+    path = tmp_path / "c.sqlite3"
+    worker = SqliteCatalog(path)
+    job_id = worker.enqueue(Job(id=0, kind="reindex"))
+    worker.claim_next()
+    worker.set_progress(job_id, 3, 10)
+    other = SqliteCatalog(path)  # another process's view (the app while `kb worker` re-indexes)
+    (job,) = other.jobs([job_id])
+    assert (job.status, job.done, job.total) == ("running", 3, 10)
+    assert other.unfinished("reindex") == job
+    worker.finish(job_id, "ok", "re-indexed")
+    assert other.unfinished("reindex") is None
+
+
+def test_an_unfinished_job_is_found_however_many_jobs_came_after_it(tmp_path: Path):
+    catalog = SqliteCatalog(tmp_path / "c.sqlite3")
+    first = catalog.enqueue(Job(id=0, kind="reindex"))
+    for n in range(30):
+        catalog.enqueue(Job(id=0, kind="ingest", name=f"f{n}.txt"))
+    found = catalog.unfinished("reindex")
+    assert found is not None and found.id == first
+
+
+def test_a_catalog_of_schema_1_gains_job_progress(tmp_path: Path):
+    path = tmp_path / "c.sqlite3"
+    SqliteCatalog(path).close()
+    db = sqlite3.connect(path)  # make it look like a catalog written before progress was kept
+    db.executescript(
+        "CREATE TABLE jobs_old AS SELECT id, kind, name, blob, size, uploader, groups, status, outcome, message,"
+        " attempts, created_at, finished_at, doc_id, actor_groups, actor_admin FROM jobs;"
+        " DROP TABLE jobs; ALTER TABLE jobs_old RENAME TO jobs; PRAGMA user_version = 1;"
+        " INSERT INTO jobs (id, kind, name, blob, size, uploader, groups, status, outcome, message, attempts,"
+        " created_at, finished_at, doc_id, actor_groups, actor_admin)"
+        " VALUES (1, 'ingest', 'a.txt', '', 0, '', 'null', 'queued', '', '', 0, '2026-01-01', '', '', '[]', 0);"
+    )
+    db.close()
+    catalog = SqliteCatalog(path)
+    (job,) = catalog.recent_jobs()
+    assert (job.name, job.done, job.total) == ("a.txt", 0, 0)
+    catalog.set_progress(job.id, 1, 2)
+    assert catalog.jobs([job.id])[0].done == 1
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
