@@ -55,7 +55,7 @@ def sign_in(kb: KnowledgeBase, actor: Actor, oidc: bool) -> None:
             given = st.text_input("Admin password", type="password")
             if st.form_submit_button("Unlock", icon=":material/lock_open:"):
                 try:
-                    right = kb.password_guard.check(given, settings, password_client())
+                    right = kb.check_admin_password(given, password_client())
                 except TooManyAttempts as exc:
                     st.error(str(exc), icon=":material/timer:")
                     return
@@ -77,7 +77,7 @@ def statistics(kb: KnowledgeBase) -> None:
         [
             {"setting": "embedding model", "value": numbers["dense_model"] or "none (keyword search only)"},
             {"setting": "search", "value": numbers["search_mode"]},
-            {"setting": "answers", "value": numbers["answer_mode"]},
+            {"setting": "answers", "value": f"llm: {numbers['llm_model']}" if numbers["llm_model"] else "extractive"},
             {"setting": "index", "value": " ".join(str(v) for k, v in index.items() if k != "size_bytes")},
             {"setting": "last re-index", "value": numbers["last_reindex"] or "never"},
             {"setting": "chunks added since the index was optimized", "value": str(numbers["unoptimized_chunks"])},
@@ -104,7 +104,7 @@ def reindex(kb: KnowledgeBase, actor: Actor) -> None:
         "stays. Re-index after changing the embedding model (`KB_EMBEDDING`) or the chunk size "
         "(`KB_CHUNK_WORDS`) and restarting the app."
     )
-    running = next((j for j in kb.catalog.recent_jobs(20) if j.kind == "reindex" and j.status != "done"), None)
+    running = kb.running_reindex()
     if st.button("Re-index now", type="primary", disabled=running is not None, icon=":material/sync:"):
         try:
             st.session_state[REINDEX_KEY] = kb.submit_reindex(actor)
@@ -118,7 +118,7 @@ def reindex(kb: KnowledgeBase, actor: Actor) -> None:
 
 def reindex_progress(kb: KnowledgeBase, job_id: int) -> None:
     def status() -> bool:
-        (job,) = kb.catalog.jobs([job_id])
+        (job,) = kb.jobs([job_id])
         if job.status != "done":
             done, total = kb.job_progress(job_id) or (0, 0)
             label = f"Re-indexing: step {done} of {total}" if total else "Re-index waiting for the worker…"
@@ -132,7 +132,7 @@ def reindex_progress(kb: KnowledgeBase, job_id: int) -> None:
                      icon=":material/error:")
         return True
 
-    (job,) = kb.catalog.jobs([job_id])
+    (job,) = kb.jobs([job_id])
     if job.status == "done":
         status()
         return

@@ -37,12 +37,6 @@ class Turn:
     feedback_id: int = 0
 
 
-def mode_line(kb: KnowledgeBase) -> str:
-    answers = f"LLM: {kb.settings.llm_model}" if kb.settings.llm_enabled else "extractive (no LLM configured)"
-    search = "hybrid search" if kb.search_mode == "hybrid" else "keyword search only"
-    return f"{answers} · {search}"
-
-
 def where(passage: Passage) -> str:
     """file · page · section, as escaped HTML."""
     chunk = passage.chunk
@@ -58,7 +52,7 @@ def where(passage: Passage) -> str:
 def card(kb: KnowledgeBase, actor: Actor, n: int, passage: Passage, support: str, key: str) -> None:
     """One passage: its number, where it comes from, its score, its text with the supporting words
     marked, and its original file."""
-    segments = mark_words(passage.chunk.text, support, kb.sparse.query_terms)
+    segments = mark_words(passage.chunk.text, support, kb.query_terms)
     with st.container(border=True):
         st.html(
             f'<div class="kb-card" data-n="{n}"><div class="kb-card-head"><b>[{n}]</b> {where(passage)}'
@@ -151,7 +145,7 @@ def answer_live(kb: KnowledgeBase, actor: Actor, question: str, query: str, doc_
 def main() -> None:
     kb = knowledge_base()
     st.title("Ask the knowledge base")
-    note(mode_line(kb))
+    note(kb.modes().describe())
 
     actor = current_actor()  # once per run: who is asking decides which documents can answer
     documents = [d for d in kb.documents(actor=actor) if d.status == "ok"]

@@ -50,7 +50,7 @@ def _start() -> Running:
     except BaseException:
         kb.close()
         raise
-    worker = Worker(kb)
+    worker = Worker(kb.queue)
     worker.start()
     return Running(kb, worker)
 
@@ -136,7 +136,7 @@ def show_jobs(kb: KnowledgeBase, job_ids: list[int], key: str) -> None:
     """A table of the jobs that updates live until they are all done, then refreshes the page."""
 
     def table() -> bool:
-        jobs = kb.catalog.jobs(job_ids)
+        jobs = kb.jobs(job_ids)
         finished = sum(job.status == "done" for job in jobs)
         failed = sum(job.outcome == "failed" for job in jobs)
         summary = f"{finished} of {len(jobs)} done" + (f", {failed} failed" if failed else "")
@@ -144,7 +144,7 @@ def show_jobs(kb: KnowledgeBase, job_ids: list[int], key: str) -> None:
         safe_table(job_rows(jobs), column_config={"details": st.column_config.TextColumn(width="large")})
         return finished == len(jobs)
 
-    if all(job.status == "done" for job in kb.catalog.jobs(job_ids)):
+    if all(job.status == "done" for job in kb.jobs(job_ids)):
         table()
         return
 

@@ -97,7 +97,7 @@ def measure(name: str) -> dict[str, Any]:
             print(f"  failed {failed}: {reason}")
         kb = run.library()
         try:
-            terms = kb.sparse.query_terms
+            terms = kb.serving.sparse.query_terms
             started = time.perf_counter()
             rows = [score(q, kb.ask(q["question"], actor=LOCAL_ADMIN), terms) for q in questions]
             ask_s = time.perf_counter() - started

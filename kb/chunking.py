@@ -290,7 +290,7 @@ def _chunk_end(window: _Window, start: int, min_words: int, target_words: int, m
                 )
                 if not takes_next_section:
                     return index
-            elif level is not None and not window.unit(index - 1).is_heading:  # a chunk ends on body text
+            elif level is not None and not _is_heading(window.unit(index - 1)):  # a chunk ends on body text
                 candidates.append((unit.boundary, words, index))
             if words + unit.words > max_words:
                 best = _best_break(candidates, min_words, target_words)
@@ -310,3 +310,7 @@ def _best_break(candidates: list[tuple[int, int, int]], min_words: int, target_w
     if candidates:
         return max(candidates, key=lambda c: (c[0] >= SENTENCE, c[1]))[2]
     return None
+
+
+def _is_heading(unit: Unit | None) -> bool:
+    return unit is not None and unit.is_heading

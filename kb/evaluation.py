@@ -143,7 +143,7 @@ def throwaway_kb(settings: Settings, mode: Mode) -> Iterator[KnowledgeBase]:
     )
     try:
         kb.open_index()
-        if mode != "keyword" and kb.dense is None:
+        if mode != "keyword" and kb.serving.dense is None:
             raise DatasetError(f"--mode {mode}: " + "; ".join(kb.warnings))
         yield kb
     finally:
@@ -179,21 +179,21 @@ def evaluate_beir(
         say(f"searching {len(data.queries)} queries")
         extra: dict[str, Any] = {}
         if mode == "hybrid":
-            dense = _QueryCache(kb.dense)
+            dense = _QueryCache(kb.serving.dense)
             keyword_runs = run(_retriever(kb))
             runs_by_weight = {0.0: keyword_runs} | {
                 weight: run(_retriever(kb, dense, weight)) for weight in DENSE_WEIGHTS if weight > 0
             }
             runs, chosen = calibrate_dense_weight(data.qrels, runs_by_weight)
             weight = choose_weight(data.qrels, runs_by_weight)
-            retriever = _retriever(kb, kb.dense, weight)
+            retriever = _retriever(kb, kb.serving.dense, weight)
             extra = {
                 "dense_weight": weight, "dense_weights_cross_fitted": chosen,
                 "keyword_metrics": beir_metrics(data.qrels, keyword_runs),
                 "by_dense_weight": {str(w): beir_metrics(data.qrels, r)["ndcg@10"] for w, r in runs_by_weight.items()},
             }
         else:
-            retriever = _retriever(kb, kb.dense, keywords=False) if mode == "dense" else _retriever(kb)
+            retriever = _retriever(kb, kb.serving.dense, keywords=False) if mode == "dense" else _retriever(kb)
             runs = run(retriever)
         report = {
             "dataset": Path(folder).name, "format": "beir", "split": split, "mode": mode,
@@ -282,7 +282,7 @@ def evaluate_questions(
             raise DatasetError(f"{questions_path} names {unknown[0]!r}, which is not a file in {files}")
         say(f"asking {len(questions)} questions")
         weight = 1.0 if mode == "dense" else kb.settings.dense_weight
-        retriever = _retriever(kb, kb.dense, weight, keywords=mode != "dense")
+        retriever = _retriever(kb, kb.serving.dense, weight, keywords=mode != "dense")
         shown = [retriever.search(q.question, k=SHOWN) for q in questions]
         report = {
             "dataset": Path(questions_path).name, "format": "questions", "mode": mode,
@@ -330,7 +330,7 @@ def _on_page(passage: Passage, page: int | None, slack: int) -> bool:
     return chunk.page_start - slack <= page <= (chunk.page_end or chunk.page_start) + slack
 
 
-def _latencies(search: Retriever | KnowledgeBase, queries: list[str]) -> dict[str, float]:
+def _latencies(search: Retriever, queries: list[str]) -> dict[str, float]:
     """p50 and p95 of a search for the 10 passages a user sees: query encoding and index search included."""
     timings = []
     for query in queries:
@@ -352,7 +352,7 @@ def _retriever(
 ) -> Retriever:
     """The product's Retriever over the throw-away index, with the dense side weighed as asked (0 drops it)."""
     return Retriever(
-        index=lambda: kb.index, sparse=kb.sparse, dense=dense if weight > 0 else None, dense_weight=weight,
+        index=lambda: kb.index, sparse=kb.serving.sparse, dense=dense if weight > 0 else None, dense_weight=weight,
         keywords=keywords,
     )
 

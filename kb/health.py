@@ -7,13 +7,14 @@ Admin page can show every component even when several are broken.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import Callable, Literal
 from urllib.parse import urlsplit
 
 from kb.answering import LLM_ERRORS, build_llm, describe_llm_error
-
-if TYPE_CHECKING:
-    from kb.service import KnowledgeBase
+from kb.catalog import SqliteCatalog
+from kb.config import Settings
+from kb.errors import first_line
+from kb.serving import ServingIndex
 
 HEALTH_TIMEOUT_S = 5.0  # a health page should not wait the full KB_TIMEOUT for a dead endpoint
 
@@ -27,12 +28,12 @@ class ComponentHealth:
     detail: str
 
 
-def check(kb: KnowledgeBase) -> list[ComponentHealth]:
+def check(serving: ServingIndex, catalog: SqliteCatalog, settings: Settings) -> list[ComponentHealth]:
     return [
-        _guard("index", lambda: _index(kb)),
-        _guard("catalog", lambda: _catalog(kb)),
-        _guard("embedding model", lambda: _embedding(kb)),
-        _guard("LLM endpoint", lambda: _llm(kb)),
+        _guard("index", lambda: _index(serving)),
+        _guard("catalog", lambda: _catalog(catalog)),
+        _guard("embedding model", lambda: _embedding(serving, settings)),
+        _guard("LLM endpoint", lambda: _llm(settings)),
     ]
 
 
@@ -42,41 +43,41 @@ def _guard(component: str, probe: Callable[[], tuple[Status, str]]) -> Component
     except LLM_ERRORS as exc:
         status, detail = "down", describe_llm_error(exc)
     except Exception as exc:  # the point of a health check: report, never fail
-        first_line = str(exc).splitlines()[0] if str(exc) else ""
-        status, detail = "down", f"{type(exc).__name__}: {first_line}".rstrip(": ")
+        named = type(exc).__name__
+        status, detail = "down", f"{named}: {first_line(exc)}" if str(exc).strip() else named
     return ComponentHealth(component, status, detail)
 
 
-def _index(kb: KnowledgeBase) -> tuple[Status, str]:
-    count = kb.index.count()
-    where = kb.index_store.describe() if kb.index_store else {}
+def _index(serving: ServingIndex) -> tuple[Status, str]:
+    count = serving.index.count()
+    where = serving.describe()
     backend = " ".join(str(where[key]) for key in ("backend", "generation", "collection") if where.get(key))
     return "ok", f"{backend}: {count} chunks".lstrip(": ")
 
 
-def _catalog(kb: KnowledgeBase) -> tuple[Status, str]:
-    documents = len(kb.catalog.documents())
-    waiting = kb.catalog.queued_count()
-    return "ok", f"{documents} documents, {waiting} jobs waiting ({kb.catalog.path})"
+def _catalog(catalog: SqliteCatalog) -> tuple[Status, str]:
+    documents = len(catalog.documents())
+    waiting = catalog.queued_count()
+    return "ok", f"{documents} documents, {waiting} jobs waiting ({catalog.path})"
 
 
-def _embedding(kb: KnowledgeBase) -> tuple[Status, str]:
-    if kb.dense is None:
-        if kb.settings.embedding:
-            reason = next((w for w in kb.warnings if w.startswith("dense embeddings off")), "not loaded")
-            return "down", reason
+def _embedding(serving: ServingIndex, settings: Settings) -> tuple[Status, str]:
+    dense = serving.dense
+    if dense is None:
+        if settings.embedding:
+            problem = serving.dense_problem
+            return "down", f"dense embeddings off: {problem}; using keyword search only" if problem else "not loaded"
         return "off", "no dense model configured (KB_EMBEDDING): keyword search only"
-    vector = kb.dense.embed_query("health check")
-    if kb.search_mode != "hybrid":
+    vector = dense.embed_query("health check")
+    if serving.mode != "hybrid":
         return "degraded", (
-            f"{kb.dense.model_id} works, but the index was built with {kb.index.spec.dense_model or 'none'}: "
+            f"{dense.model_id} works, but the index was built with {serving.index.spec.dense_model or 'none'}: "
             "keyword search only until a re-index"
         )
-    return "ok", f"{kb.dense.model_id} ({len(vector)} dimensions)"
+    return "ok", f"{dense.model_id} ({len(vector)} dimensions)"
 
 
-def _llm(kb: KnowledgeBase) -> tuple[Status, str]:
-    settings = kb.settings
+def _llm(settings: Settings) -> tuple[Status, str]:
     if not settings.llm_enabled:
         return "off", "no OPENAI_API_KEY: extractive answers"
     llm = build_llm(replace(settings, timeout_s=min(settings.timeout_s, HEALTH_TIMEOUT_S)), max_retries=0)

@@ -13,14 +13,18 @@ again (`VectorIndex.delete_version`) before the error goes on to the caller.
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import ctypes.util
 import functools
 import logging
+import pickle
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kb.chunking import iter_chunks
@@ -29,6 +33,7 @@ from kb.records import Chunk, Element, ParseError
 
 if TYPE_CHECKING:  # kb.index imports the engine; the parsing helper imports this module for release_memory
     from kb.index import IndexedChunk, VectorIndex
+    from kb.serving import ServingIndex
 
 log = logging.getLogger(__name__)
 
@@ -72,32 +77,117 @@ def write_version(
         elements, title=title, doc_id=doc_id, version=version, source=source,
         target_words=target_words, groups=groups,
     )
-    written = batches = 0
-    last_page: int | None = None
-    touched = False  # whether the index may hold points of this version
+    touched = [False]  # whether the index may hold points of this version
+
+    def encode_and_mark(batch: list[Chunk]) -> list[IndexedChunk]:
+        items = encode(batch)
+        touched[0] = True
+        return items
+
     try:
-        for batch in _batched(chunks, batch_chunks):
-            items = encode(batch)
-            touched = True
-            try:
-                index.upsert(items)
-            except Exception as exc:
-                raise IndexWriteFailed(str(exc)) from exc
-            written += len(batch)
-            batches += 1
-            for chunk in batch:
-                if chunk.page_end is not None and (last_page is None or chunk.page_end > last_page):
-                    last_page = chunk.page_end
-            del batch, items  # before the next batch is read
-            if progress:
-                progress(written)
-        if not written:
+        written = write_chunks(chunks, index=index, encode=encode_and_mark, batch_chunks=batch_chunks,
+                               progress=progress)
+        if not written.chunks:
             raise ParseError("no text found")
     except BaseException:
-        if touched:
+        if touched[0]:
             _remove(index, doc_id, version)
         raise
+    return written
+
+
+def write_chunks(
+    chunks: Iterable[Chunk],
+    *,
+    index: VectorIndex,
+    encode: Encode,
+    batch_chunks: int = WRITE_BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> Written:
+    """Encode and upsert `chunks` a batch at a time: the one write path, for a new version of a document
+    in the served index (write_version) and for a whole new generation (GenerationBuilder).
+
+    Raises IndexWriteFailed when the index refuses a batch and whatever `encode` raises; cleaning up
+    is the caller's. `progress(n)` is told the chunks written so far after each batch."""
+    written = batches = 0
+    last_page: int | None = None
+    for batch in _batched(iter(chunks), batch_chunks):
+        items = encode(batch)
+        try:
+            index.upsert(items)
+        except Exception as exc:
+            raise IndexWriteFailed(str(exc)) from exc
+        written += len(batch)
+        batches += 1
+        for chunk in batch:
+            if chunk.page_end is not None and (last_page is None or chunk.page_end > last_page):
+                last_page = chunk.page_end
+        del batch, items  # before the next batch is read
+        if progress:
+            progress(written)
     return Written(chunks=written, batches=batches, last_page=last_page)
+
+
+class GenerationBuilder:
+    """Documents gathered for a new index generation (a re-index, or text records), then written at once.
+
+    BM25 normalises by the corpus's mean chunk length, known only once every document is chunked; the
+    chunks wait in a temporary spill file meanwhile (in the data directory, gone when closed or on a
+    crash), so memory holds one document at a time rather than the whole corpus."""
+
+    def __init__(self, serving: ServingIndex, spill_dir: Path):
+        self._serving = serving
+        self._spill = tempfile.TemporaryFile(dir=spill_dir, prefix="kb-generation-")
+        self._token_total = 0
+        self._ends: list[int] = []  # the running chunk count after each document
+
+    @property
+    def documents(self) -> int:
+        return len(self._ends)
+
+    @property
+    def chunks(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def add(self, chunks: list[Chunk]) -> None:
+        """One document's chunks (all of one version), in the order they will be written."""
+        counter = self._serving.sparse
+        self._token_total += sum(counter.token_count(c.indexed_text) for c in chunks)
+        pickle.dump(chunks, self._spill, protocol=pickle.HIGHEST_PROTOCOL)
+        self._ends.append(self.chunks + len(chunks))
+
+    def build(self, indexed: Callable[[int], None] | None = None) -> VectorIndex:
+        """The new generation, complete and optimised but not yet served (ServingIndex.swap serves it);
+        `indexed(n)` is told each time n more documents are written. Nothing is left behind on failure."""
+        serving = self._serving
+        spec = serving.spec_for(self._token_total / self.chunks if self.chunks else None)
+        index = serving.create(spec)
+        reported = 0
+
+        def written(count: int) -> None:
+            nonlocal reported
+            done = bisect.bisect_right(self._ends, count)
+            if indexed and done > reported:
+                indexed(done - reported)
+            reported = done
+
+        try:
+            write_chunks(self._read_back(), index=index, encode=lambda batch: serving.encode(batch, into=spec),
+                         progress=written)
+        except BaseException:
+            serving.discard(index)
+            raise
+        finally:
+            self._spill.close()
+        return serving.finish(index)
+
+    def _read_back(self) -> Iterator[Chunk]:
+        self._spill.seek(0)
+        for _ in self._ends:
+            yield from pickle.load(self._spill)
+
+    def close(self) -> None:
+        self._spill.close()
 
 
 def _batched(chunks: Iterator[Chunk], size: int) -> Iterator[list[Chunk]]:

@@ -170,3 +170,21 @@ class Feedback:
     comment: str = ""
     mode: str = ""  # "llm" or "extractive"
     created_at: str = ""
+
+
+@dataclass(frozen=True)
+class Modes:
+    """How answers are made right now: the search (hybrid or keyword-only) and the LLM, if any."""
+
+    search: Literal["hybrid", "keyword"]
+    llm_model: str | None  # None: extractive answers, no LLM configured
+
+    @property
+    def answers(self) -> Literal["llm", "extractive"]:
+        return "llm" if self.llm_model else "extractive"
+
+    def describe(self) -> str:
+        """One line, so nobody mistakes keyword search or extractive answers for more."""
+        answers = f"LLM: {self.llm_model}" if self.llm_model else "extractive (no LLM configured)"
+        search = "hybrid search" if self.search == "hybrid" else "keyword search only"
+        return f"{answers} · {search}"

@@ -178,7 +178,7 @@ def test_a_failed_reindex_leaves_the_old_index_serving_and_says_why(monkeypatch)
     def broken_create(spec):
         raise OSError("disk full")
 
-    monkeypatch.setattr(kb.index_store, "create", broken_create)
+    monkeypatch.setattr(kb.serving.store, "create", broken_create)
     app = unlocked_admin()
     [b for b in app.button if b.label == "Re-index now"][0].click().run()
     wait_for_jobs(kb, [app.session_state["reindex_job"]])

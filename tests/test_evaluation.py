@@ -147,7 +147,7 @@ def test_records_are_chunked_indexed_and_listed_like_files(tmp_path: Path, setti
         [hit] = kb.search("parental leave", k=5, actor=LOCAL_ADMIN)
         assert hit.chunk.source == "r1" and hit.chunk.title == "Parental leave"
         assert [d.name for d in kb.documents(actor=LOCAL_ADMIN)] == ["r1"] and kb.documents(actor=LOCAL_ADMIN)[0].status == "ok"
-        assert kb.index.spec.bm25_avg_len == kb.sparse.avg_len < 32  # measured on the records, not assumed
+        assert kb.index.spec.bm25_avg_len == kb.serving.sparse.avg_len < 32  # measured on the records, not assumed
         with pytest.raises(ValueError, match="empty knowledge base"):
             kb.load_records([TextRecord("r2", "more")])
     finally:

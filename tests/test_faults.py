@@ -96,12 +96,12 @@ def test_killed_in_the_middle_of_a_reindex_keeps_the_old_index_serving(tmp_path:
     kb = open_kb(data, tmp_path)
     try:
         kb.open_index()  # a reader, without taking the queue: the old generation serves
-        assert kb.index_store.describe()["generation"] == "gen-000001"
+        assert kb.serving.store.describe()["generation"] == "gen-000001"
         assert kb.search("travel policy rule", actor=LOCAL_ADMIN)[0].chunk.source.startswith("policy-")
         assert kb.take_queue()
         assert_catalog_and_index_agree(kb)
         kb.work_queue()  # the interrupted re-index runs again and completes
-        assert kb.index_store.describe()["generation"] != "gen-000001"
+        assert kb.serving.store.describe()["generation"] != "gen-000001"
         assert_catalog_and_index_agree(kb)
     finally:
         kb.close()

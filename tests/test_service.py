@@ -198,7 +198,7 @@ def test_hybrid_search_with_a_dense_model_and_mismatch_reported(tmp_path: Path):
     )
     kb = KnowledgeBase(hybrid)
     try:
-        assert kb.take_queue() and kb.search_mode == "hybrid"
+        assert kb.take_queue() and kb.serving.mode == "hybrid"
         ingest(kb, write(tmp_path, "leave.md", LEAVE), write(tmp_path, "travel.md", TRAVEL))
         assert kb.index.spec.dense_model == f"fastembed:{MODEL_NAME}"
         assert kb.search("annual leave request", actor=LOCAL_ADMIN)[0].chunk.source == "leave.md"
@@ -208,7 +208,7 @@ def test_hybrid_search_with_a_dense_model_and_mismatch_reported(tmp_path: Path):
     keyword_only = KnowledgeBase(load_settings(env={}, secrets_file=tmp_path / "none.toml", data_dir=tmp_path / "data"))
     try:
         keyword_only.open_index()
-        assert keyword_only.search_mode == "keyword"
+        assert keyword_only.serving.mode == "keyword"
         assert any("kb reindex" in w and MODEL_NAME in w for w in keyword_only.warnings)
         assert keyword_only.search("annual leave request", actor=LOCAL_ADMIN)[0].chunk.source == "leave.md"
     finally:
@@ -228,7 +228,7 @@ def test_the_index_is_optimized_on_a_copy_once_enough_chunks_were_added(tmp_path
     assert kb.search("receipts reimbursed", actor=LOCAL_ADMIN)[0].chunk.source == "travel.md"
     assert not kb.catalog.get_meta("last_reindex")  # optimizing is not a re-index
     kb.close()
-    assert [p.name for p in (tmp_path / "data" / "index").glob("gen-*")] == [kb.index_store.describe()["generation"]]
+    assert [p.name for p in (tmp_path / "data" / "index").glob("gen-*")] == [kb.serving.store.describe()["generation"]]
 
 
 def test_an_optimize_that_cannot_run_leaves_the_serving_index_alone(tmp_path: Path, monkeypatch, caplog):
@@ -239,7 +239,7 @@ def test_an_optimize_that_cannot_run_leaves_the_serving_index_alone(tmp_path: Pa
     def no_room(index):
         raise DataDirError("the disk under the data directory is full")
 
-    monkeypatch.setattr(kb.index_store, "compact", no_room)
+    monkeypatch.setattr(kb.serving.store, "compact", no_room)
     outcome = ingest(kb, write(tmp_path, "travel.md", TRAVEL))
     assert list(outcome.values())[0][0] == "ok"
     assert "could not optimize the index: the disk under the data directory is full" in caplog.text

@@ -30,16 +30,16 @@ def test_a_helper_dying_midway_fails_the_version_and_the_old_one_keeps_serving(k
     ingest(kb, path)
     path.write_text(LEAVE * 400)  # far more than a pipe holds, in many small batches
     kb.sandbox.batch_elements = 2
-    encode = kb.encode
+    encode = kb.serving.encode
 
-    def encode_then_kill(chunks, sparse=None):
+    def encode_then_kill(chunks, into=None):
         if kb.sandbox._helper is not None:
             kb.sandbox._helper.kill()
-        return encode(chunks, sparse)
+        return encode(chunks, into)
 
-    kb.encode = encode_then_kill
+    kb.serving.encode = encode_then_kill
     outcome, message = ingest(kb, path)["leave.md"]
-    kb.encode = encode
+    kb.serving.encode = encode
     assert outcome == "failed" and "the reader crashed" in message
     doc = kb.catalog.named("leave.md")[0]
     assert doc.status == "ok" and doc.version == 1
@@ -57,7 +57,7 @@ def test_a_version_cut_short_by_a_crash_is_removed_at_the_next_start(tmp_path: P
     parsed = parse_file(write(tmp_path, "travel2.md", TRAVEL + "\n\nNew rules apply from May."), "travel2.md")
     half = chunk_document(parsed, doc_id=doc.doc_id, version=2, source="travel.md")
     first.catalog.begin_version(doc, 2)
-    first.index.upsert(first.encode(half))
+    first.index.upsert(first.serving.encode(half))
     assert first.index.document_versions() == {doc.doc_id: {1, 2}}
     first.close()
 

@@ -31,7 +31,7 @@ class FeedbackLog(Database):
                 (feedback.user, feedback.question, feedback.query, feedback.answer,
                  json.dumps(list(feedback.chunk_ids)), feedback.rating, feedback.comment, feedback.mode, now()),
             )
-            return int(cursor.lastrowid)
+            return int(cursor.lastrowid or 0)
 
     def feedback(self, limit: int | None = None) -> list[Feedback]:
         rows = self._query("SELECT * FROM feedback ORDER BY id DESC LIMIT ?", (-1 if limit is None else limit,))

@@ -21,7 +21,7 @@ class Jobs(Database):
                  job.status, job.outcome, job.message, now(), now() if job.status == "done" else "",
                  job.doc_id, json.dumps(list(job.actor_groups)), int(job.actor_admin)),
             )
-            return int(cursor.lastrowid)
+            return int(cursor.lastrowid or 0)
 
     def claim_next(self) -> Job | None:
         with self._write() as db:

@@ -1,0 +1,108 @@
+"""Reading commands: `kb search` and `kb ask`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from kb.cli.base import USER_OPTION, actor_of, cli, open_kb, say_mode, where
+from kb.records import Answer, Passage
+
+
+def passage_json(passage: Passage) -> dict[str, Any]:
+    chunk = passage.chunk
+    return {
+        "rank": passage.rank,
+        "score": round(passage.score, 6),
+        "doc_id": chunk.doc_id,
+        "chunk_id": chunk.chunk_id,
+        "source": chunk.source,
+        "page": chunk.page_start,
+        "text": chunk.text,
+    }
+
+
+@cli.command()
+@click.argument("query", required=False)
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 1000), help="Passages to return.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--batch", type=click.File("r"), help='JSONL file of {"id": ..., "query": ...}; prints JSONL.')
+@USER_OPTION
+@click.pass_context
+def search(ctx: click.Context, query: str | None, k: int, as_json: bool, batch: Any, user: str | None) -> None:
+    """Find the passages that best match QUERY."""
+    if (query is None) == (batch is None):
+        raise click.UsageError("give a QUERY or --batch FILE (one of them)")
+    with open_kb(ctx) as kb:
+        if batch is not None:
+            for line_no, line in enumerate(batch, 1):
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                    qid, text = item["id"], str(item["query"])
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise click.ClickException(f"line {line_no} of the batch file is not {{'id', 'query'}} JSON") from exc
+                results = [passage_json(p) for p in kb.search(text, k=k, actor=actor_of(kb, user))]
+                click.echo(json.dumps({"id": qid, "results": results}, ensure_ascii=False))
+            return
+        passages = kb.search(query or "", k=k, actor=actor_of(kb, user))
+        say_mode(kb)
+        if as_json:
+            click.echo(json.dumps([passage_json(p) for p in passages], ensure_ascii=False, indent=2))
+            return
+        if not passages:
+            click.echo("No matching passages.")
+        for p in passages:
+            click.echo(f"{p.rank}. {p.chunk.source}{where(p)}  (score {p.score:.3f})")
+            click.echo("   " + _excerpt(p.chunk.text))
+
+
+def _excerpt(text: str, width: int = 240) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    return {
+        "answer": answer.text,
+        "mode": answer.mode,
+        "citations": [
+            {
+                "n": c.n,
+                "doc_id": c.passage.chunk.doc_id,
+                "chunk_id": c.passage.chunk.chunk_id,
+                "source": c.passage.chunk.source,
+                "page": c.passage.chunk.page_start,
+                "text": c.passage.chunk.text,
+                "score": round(c.passage.score, 6),
+            }
+            for c in answer.citations
+        ],
+    }
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@USER_OPTION
+@click.pass_context
+def ask(ctx: click.Context, question: str, as_json: bool, user: str | None) -> None:
+    """Answer QUESTION from the documents, citing the passages used."""
+    with open_kb(ctx) as kb:
+        answer = kb.ask(question, actor=actor_of(kb, user))
+        say_mode(kb)
+        if as_json:
+            click.echo(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
+            return
+        click.echo(answer.text)
+        if answer.citations:
+            click.echo()
+        for c in answer.citations:
+            click.echo(f"[{c.n}] {c.passage.chunk.source}{where(c.passage)}: {_excerpt(c.passage.chunk.text, 160)}")
+        if not answer.found and answer.passages:
+            click.echo("\nClosest passages:")
+            for p in answer.passages[:3]:
+                click.echo(f"- {p.chunk.source}{where(p)}: {_excerpt(p.chunk.text, 160)}")
