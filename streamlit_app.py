@@ -6,6 +6,8 @@ This file only sets up the page frame and the navigation; every page calls `kb/`
 
 import streamlit as st
 
+from kb.errors import KbError, first_line
+
 from app_pages.common import current_actor, note, oidc_configured
 
 # Our own classes only: passage and answer text is escaped before it reaches any HTML (kb/highlight.py).
@@ -38,7 +40,10 @@ def main() -> None:
                 st.button("Log out", on_click=st.logout, icon=":material/logout:")
             else:
                 st.button("Log in", on_click=st.login, icon=":material/login:")
-    navigation.run()
+    try:
+        navigation.run()
+    except (KbError, OSError) as exc:  # the one place a page's unhandled user-facing error is shown
+        st.error(first_line(exc), icon=":material/error:")
 
 
 if __name__ == "__main__":

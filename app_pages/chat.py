@@ -17,7 +17,7 @@ import streamlit as st
 from kb.auth import Actor
 from kb.feedback import MAX_COMMENT_CHARS
 from kb.highlight import answer_html, mark_words, markdown_literal, passage_html, supporting_text
-from kb.index import IndexUnavailable
+from kb.errors import IndexUnavailable
 from kb.records import Answer, Passage
 from kb.service import KnowledgeBase
 from app_pages.common import document_labels, current_actor, knowledge_base, note

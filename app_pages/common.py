@@ -18,12 +18,12 @@ from typing import Any
 import streamlit as st
 
 from kb.auth import Actor, Client, actor_from_login
-from kb.config import ConfigError, load_settings
+from kb.config import load_settings
+from kb.errors import KbError, first_line
 from kb.feedback import spreadsheet_safe
-from kb.index import IndexUnavailable
 from kb.jobs import Worker
 from kb.records import Document, Job
-from kb.service import IndexBusy, KnowledgeBase
+from kb.service import KnowledgeBase
 
 POLL_S = 1.0  # how often a page showing running jobs looks at the catalog
 ADMIN_PASSWORD_KEY = "admin_password"  # session_state: the password this session unlocked Admin with
@@ -59,8 +59,8 @@ def knowledge_base() -> KnowledgeBase:
     """The process-wide knowledge base; if it cannot start, the page says why and stops."""
     try:
         return _start().kb
-    except (ConfigError, IndexBusy, IndexUnavailable, OSError) as exc:
-        st.error(f"The knowledge base cannot start: {exc}", icon=":material/error:")
+    except (KbError, OSError) as exc:
+        st.error(f"The knowledge base cannot start: {first_line(exc)}", icon=":material/error:")
         st.stop()
         raise  # unreachable: st.stop() ends the run
 

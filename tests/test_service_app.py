@@ -120,3 +120,28 @@ def test_the_original_of_a_passage_can_be_downloaded_until_it_is_deleted(make_kb
     kb.submit_delete(passage.chunk.doc_id, LOCAL_ADMIN)
     kb.work_queue()
     assert kb.original(passage.chunk.doc_id, actor=LOCAL_ADMIN) is None
+
+
+def test_reindex_progress_reaches_a_process_that_does_not_run_it(make_kb, tmp_path: Path):
+    worker = make_kb()  # `kb worker`, holding the queue
+    ingest(worker, tmp_path)
+    app = KnowledgeBase(worker.settings)  # the app: reads the catalog, cannot take the queue
+    try:
+        assert not app.take_queue()
+        job_id = app.submit_reindex(LOCAL_ADMIN)
+        assert app.running_reindex().id == job_id and app.job_progress(job_id) is None  # queued, not started
+        seen: list[tuple[int, int] | None] = []
+        worker.work_queue(progress=lambda done, total: seen.append(app.job_progress(job_id)))
+        assert seen == [(1, 2), (2, 2)]
+        assert app.running_reindex() is None and app.jobs([job_id])[0].outcome == "ok"
+    finally:
+        app.close()
+
+
+def test_a_running_reindex_is_found_after_many_newer_jobs(make_kb, tmp_path: Path):
+    kb = make_kb()
+    job_id = kb.submit_reindex(LOCAL_ADMIN)
+    for n in range(25):  # uploads queued after it
+        (tmp_path / f"note{n}.txt").write_text(f"Note {n} about the office.")
+        kb.submit_paths([tmp_path / f"note{n}.txt"])
+    assert kb.running_reindex().id == job_id
