@@ -11,7 +11,7 @@ import time
 
 import streamlit as st
 
-from kb.auth import Actor, NotAuthorized, TooManyAttempts, is_admin
+from kb.auth import Actor, NotAuthorized, TooManyAttempts
 from kb.highlight import markdown_literal
 from kb.service import KnowledgeBase
 from app_pages.common import (
@@ -207,7 +207,7 @@ def main() -> None:
         st.info(HOW_TO_CONFIGURE, icon=":material/lock:")
         return
     actor = current_actor()
-    if not is_admin(actor, settings):
+    if not kb.is_admin(actor):
         sign_in(kb, actor, oidc)
         return
     if actor.password and st.sidebar.button("Lock admin", icon=":material/lock:"):

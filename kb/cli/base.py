@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -32,15 +32,14 @@ class KbGroup(click.Group):
         try:
             return super().invoke(ctx)
         except KbError as exc:
-            raise _one_line(first_line(exc), exc.exit_code) from exc
+            _fail(ctx, first_line(exc), exc.exit_code)
         except OSError as exc:  # a full disk, a read-only data directory
-            raise _one_line(first_line(exc), 1) from exc
+            _fail(ctx, first_line(exc), 1)
 
 
-def _one_line(message: str, exit_code: int) -> click.ClickException:
-    error = click.ClickException(message)
-    error.exit_code = exit_code
-    return error
+def _fail(ctx: click.Context, message: str, exit_code: int) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)  # as click shows its own errors
+    ctx.exit(exit_code)
 
 
 @click.group(cls=KbGroup, context_settings={"help_option_names": ["-h", "--help"]})
