@@ -73,15 +73,20 @@ def ensure_free_space(directory: Path, incoming: int = 0) -> None:
                                   "free so its index can always be written")
 
 
+def make_dir(path: Path, data_dir: Path) -> None:
+    """Create `path` (and its parents); a full disk or read-only data directory is a DataDirError."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise data_dir_error(exc, data_dir) from exc
+
+
 class BlobStore:
     """Files under root/ab/abcdef…, named by the SHA-256 of their bytes."""
 
     def __init__(self, root: Path):
         self.root = root
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise data_dir_error(exc, root.parent) from exc
+        make_dir(root, root.parent)
 
     def path(self, sha256: str) -> Path:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from kb.records import Document, Job
-from kb.storage import DataDirError, data_dir_error, no_space, not_writable
+from kb.storage import DataDirError, make_dir, no_space, not_writable
 
 MAX_ATTEMPTS = 3  # a job that crashed its worker this often is failed instead of retried
 _NEARLY_FULL_BYTES = 1 << 20  # less free than this on the disk, and an SQLite I/O error means "disk full"
@@ -131,10 +131,7 @@ class Database:
 
     def __init__(self, path: Path):
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise data_dir_error(exc, path.parent) from exc
+        make_dir(path.parent, path.parent)
         self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
