@@ -6,7 +6,7 @@ Builds the index as bench/query_latency.py does (kb's ingest path, then `EdgeInd
 HNSW with ef_construct 64 over int8 vectors), then asks the same MiniLM query embeddings with each
 search beam (hnsw_ef) and int8 oversampling (candidates rescored with the float vectors), and
 reports recall@10 and recall@50 against an exact search of the same index, and the p50 of the
-search alone (no payloads, no query encoding). kb searches with the values in kb/index.py (_SEARCH).
+search alone (no payloads, no query encoding). kb searches with the values in kb/index/edge.py (_SEARCH).
 """
 
 from __future__ import annotations

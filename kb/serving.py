@@ -42,7 +42,7 @@ class ServingIndex:
         self.settings = settings
         self._busy_message = busy_message  # who holds the index, when another process does
         self._lock = threading.RLock()
-        self._store: IndexStore | None = None
+        self._store: IndexStore[Any] | None = None
         self._index: VectorIndex | None = None
         self._retiring: list[tuple[threading.Timer, VectorIndex]] = []
         self.generation = 0  # counts swaps in this process: what caches built on the index key on
@@ -108,7 +108,7 @@ class ServingIndex:
         return index
 
     @property
-    def store(self) -> IndexStore:
+    def store(self) -> IndexStore[Any]:
         if self._store is None:
             self.open()
         if self._store is None:

@@ -25,14 +25,14 @@ from qdrant_client import QdrantClient
 from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-import kb.index_server as index_server
+import kb.index.server as index_server
 from fake_openai import FakeOpenAI
 from kb.auth import LOCAL_ADMIN
 from kb.catalog import SqliteCatalog
 from kb.cli import cli
 from kb.config import load_settings
 from kb.index import IndexUnavailable
-from kb.index_server import with_retries
+from kb.index.server import with_retries
 from kb.records import Job
 from kb.service import KnowledgeBase
 from kb.storage import MIN_FREE_BYTES, BlobStore, DataDirError

@@ -28,8 +28,8 @@ from kb.index import (
     open_index_store,
     point_id,
 )
-from kb.index import search as search_chunks
-from kb.index_server import ServerIndexStore
+from kb.index import with_chunks
+from kb.index.server import ServerIndexStore
 from kb.records import Chunk
 
 pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
@@ -57,7 +57,7 @@ def item(c: Chunk, dense: list[float] | None = None) -> IndexedChunk:
 
 def search(index, query: str, limit: int = 10, flt: SearchFilter | None = None, dense: list[float] | None = None):
     """By keywords, or by meaning when a dense query vector is given (the query text is then unused)."""
-    return search_chunks(index, BM25.encode_query(query) if dense is None else dense, limit, flt)
+    return with_chunks(index, index.search_ids(BM25.encode_query(query) if dense is None else dense, limit, flt))
 
 
 def texts(results) -> list[str]:

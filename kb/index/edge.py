@@ -1,10 +1,7 @@
-"""The Qdrant index: an embedded shard (qdrant-edge) by default, a Qdrant server when one is configured.
+"""The embedded index: qdrant-edge, one shard per generation directory.
 
-Both backends hold the same points (one per chunk, id = uuid5 of the chunk id, payload = the chunk's
-fields) with a "bm25" sparse vector scored with IDF and, when a dense model is configured, a "dense"
-cosine vector. Indexes come in generations so a rebuild is filled on the side and swapped in at once:
-a directory per generation and a CURRENT pointer file for the shard here, a collection per generation
-and an alias for the server in kb.index_server. Filters always run inside the query, never on its results.
+A directory per generation (root/gen-000001/{spec.json,shard/}) and a CURRENT pointer file naming the
+serving one. Building the search structures runs in a child process (kb/index/optimizer.py).
 """
 
 from __future__ import annotations
@@ -17,181 +14,36 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import qdrant_edge as edge
 
-from kb.config import Settings
 from kb.errors import IndexLocked, IndexUnavailable
+from kb.index.base import (
+    DENSE,
+    SCROLL_PAGE,
+    SPARSE,
+    FilterVocabulary,
+    IndexedChunk,
+    IndexSpec,
+    Query,
+    SearchFilter,
+    chunk_from_payload,
+    chunk_to_payload,
+    point_id,
+    point_vectors,
+    query_vector_name,
+    scroll_payloads,
+    search_filter,
+    versions_by_document,
+)
 from kb.records import Chunk, SparseVector
 from kb.storage import ensure_free_space, no_space
 
 log = logging.getLogger(__name__)
-
-SPARSE = "bm25"
-DENSE = "dense"
-SCROLL_PAGE = 1000
-_CHUNK_IDS = uuid.UUID("6f1c1c52-53a8-4a67-9a1e-8f0e4f0b6c1d")  # namespace of point ids; never change it
-
-
-@dataclass(frozen=True)
-class IndexSpec:
-    """How an index's vectors were made. Recorded with the index; a mismatch is reported, never mixed."""
-
-    dense_model: str | None  # DenseEmbedder.model_id, or None for keyword only
-    dense_dim: int | None
-    bm25_avg_len: float
-    chunk_words: int | None = None  # KB_CHUNK_WORDS its chunks were cut to (None: built before it was recorded)
-
-
-Query = SparseVector | list[float]  # BM25 terms, or a dense embedding
-
-
-@dataclass(frozen=True)
-class IndexedChunk:
-    chunk: Chunk
-    sparse: SparseVector
-    dense: list[float] | None = None
-
-
-@dataclass(frozen=True)
-class SearchFilter:
-    doc_ids: tuple[str, ...] | None = None  # None = every document
-    groups: tuple[str, ...] | None = None  # None = no restriction; else chunks open to all or to one of these
-
-
-class VectorIndex(Protocol):
-    spec: IndexSpec
-
-    def replace_document(self, doc_id: str, version: int, items: list[IndexedChunk]) -> None:
-        """Afterwards the index holds exactly `items` for `doc_id`: every other chunk of it is gone."""
-
-    def upsert(self, items: list[IndexedChunk]) -> None:
-        """Add (or overwrite, by chunk id) these points: one batch of a document version being written.
-        Other points, the document's other versions included, stay until `delete_other_versions`."""
-
-    def delete_other_versions(self, doc_id: str, version: int) -> None:
-        """Remove the points of `doc_id` whose version is not `version` (once that one serves)."""
-
-    def delete_version(self, doc_id: str, version: int) -> None:
-        """Remove the points of one version of `doc_id` (one that failed midway)."""
-
-    def delete_document(self, doc_id: str) -> None: ...
-
-    def set_groups(self, doc_id: str, groups: tuple[str, ...]) -> None:
-        """Every chunk of `doc_id` is visible to `groups` from now on (empty: everyone)."""
-
-    def search_ids(self, query: Query, limit: int, flt: SearchFilter | None = None) -> list[tuple[str, float]]:
-        """The point ids nearest one query vector, best first, with raw scores: BM25 for a SparseVector,
-        cosine for a dense vector ([] when the index holds no dense vectors). Fusing the two is retrieval's job;
-        ids first and chunks only for the winners, since reading a chunk costs more than finding it."""
-
-    def fetch(self, point_ids: list[str]) -> dict[str, Chunk]:
-        """The chunks of these points, by point id (a point deleted meanwhile is missing)."""
-
-    def count(self) -> int: ...
-
-    @property
-    def unoptimized(self) -> int:
-        """Points written since the index was last optimized (0 when the engine optimizes by itself)."""
-
-    def document_versions(self) -> dict[str, set[int]]:
-        """The versions of each document the index holds, to reconcile it with the catalog."""
-
-    def close(self) -> None: ...
-
-
-class IndexStore(Protocol):
-    """Generations of an index, so a rebuild is swapped in atomically."""
-
-    def open_current(self) -> VectorIndex | None: ...
-
-    def create(self, spec: IndexSpec) -> VectorIndex:
-        """A new, empty generation that does not serve until promoted."""
-
-    def promote(self, index: VectorIndex) -> None:
-        """Make `index` the serving generation and drop the previous one."""
-
-    def discard(self, index: VectorIndex) -> None: ...
-
-    def optimize(self, index: VectorIndex) -> VectorIndex:
-        """Build the search structures of a generation that is not serving yet; returns it ready to use."""
-
-    def compact(self, index: VectorIndex) -> VectorIndex | None:
-        """An optimized copy of the serving `index`, to promote in its place; None when the engine
-        optimizes by itself. Nothing may write to `index` until the copy is promoted or discarded."""
-
-    def describe(self) -> dict[str, Any]: ...
-
-
-# ---------------------------------------------------------------------------------------------
-# What both backends share: point ids, payloads, the vectors of a point and the plan of a query
-
-
-def point_id(chunk_id: str) -> str:
-    return str(uuid.uuid5(_CHUNK_IDS, chunk_id))
-
-
-def chunk_to_payload(chunk: Chunk) -> dict[str, Any]:
-    # a shallow copy: dataclasses.asdict deep-copies every field, a third of the time it takes to index a chunk
-    payload = {name: getattr(chunk, name) for name in _CHUNK_FIELDS}
-    payload["groups"] = list(chunk.groups)
-    return payload
-
-
-_CHUNK_FIELDS = tuple(f.name for f in fields(Chunk))
-
-
-def chunk_from_payload(payload: dict[str, Any]) -> Chunk:
-    values = {name: payload[name] for name in _CHUNK_FIELDS if name in payload}
-    values["groups"] = tuple(values.get("groups") or ())
-    return Chunk(**values)
-
-
-def point_vectors(item: IndexedChunk, spec: IndexSpec, sparse_type: Callable[..., Any]) -> dict[str, Any]:
-    vectors: dict[str, Any] = {}
-    if item.sparse.indices:  # a stop-words-only chunk has no terms: it can only be found by meaning
-        vectors[SPARSE] = sparse_type(indices=item.sparse.indices, values=item.sparse.values)
-    if spec.dense_dim:
-        if item.dense is None or len(item.dense) != spec.dense_dim:
-            raise ValueError(f"chunk {item.chunk.chunk_id} needs a {spec.dense_dim}-dimensional dense vector")
-        vectors[DENSE] = item.dense
-    return vectors
-
-
-def query_vector_name(spec: IndexSpec, query: Query, flt: SearchFilter | None) -> str | None:
-    """The named vector a query searches, or None when nothing can match (no terms, no dense vectors, no documents)."""
-    if flt is not None and flt.doc_ids == ():
-        return None
-    if isinstance(query, SparseVector):
-        return SPARSE if query.indices else None
-    return DENSE if spec.dense_dim else None
-
-
-def with_chunks(index: VectorIndex, ranked: list[tuple[str, float]]) -> list[tuple[Chunk, float]]:
-    """(point id, score) pairs turned into (chunk, score) in the same order; points gone meanwhile are left out."""
-    chunks = index.fetch([pid for pid, _ in ranked])
-    return [(chunks[pid], score) for pid, score in ranked if pid in chunks]
-
-
-def search(index: VectorIndex, query: Query, limit: int, flt: SearchFilter | None = None) -> list[tuple[Chunk, float]]:
-    """The chunks nearest one query vector, with their raw scores (see VectorIndex.search_ids)."""
-    return with_chunks(index, index.search_ids(query, limit, flt))
-
-
-def versions_by_document(payloads: Iterable[dict[str, Any]]) -> dict[str, set[int]]:
-    versions: dict[str, set[int]] = {}
-    for payload in payloads:
-        versions.setdefault(payload["doc_id"], set()).add(int(payload["version"]))
-    return versions
-
-
-# ---------------------------------------------------------------------------------------------
-# Embedded: qdrant-edge, one shard per generation directory
-
 
 _GENERATION = re.compile(r"^gen-(\d{6})$")
 UNOPTIMIZED_FILE = "unoptimized"  # in a generation directory: points written since it was last optimized
@@ -209,18 +61,12 @@ def _edge_match(key: str, value: str | int) -> edge.FieldCondition:
     return edge.FieldCondition(key, match=edge.MatchValue(value))
 
 
-def _edge_filter(flt: SearchFilter | None) -> edge.Filter | None:
-    if flt is None:
-        return None
-    must: list[Any] = []
-    if flt.doc_ids is not None:
-        must.append(edge.FieldCondition("doc_id", match=edge.MatchAny(list(flt.doc_ids))))
-    if flt.groups is not None:
-        open_to: list[Any] = [edge.IsEmptyCondition("groups")]
-        if flt.groups:
-            open_to.append(edge.FieldCondition("groups", match=edge.MatchAny(list(flt.groups))))
-        must.append(edge.Filter(should=open_to))
-    return edge.Filter(must=must) if must else None
+EDGE_FILTERS: FilterVocabulary[edge.Filter] = FilterVocabulary(
+    any_of=lambda key, values: edge.FieldCondition(key, match=edge.MatchAny(values)),
+    is_empty=edge.IsEmptyCondition,
+    every=lambda conditions: edge.Filter(must=conditions),
+    either=lambda conditions: edge.Filter(should=conditions),
+)
 
 
 class EdgeIndex:
@@ -268,6 +114,14 @@ class EdgeIndex:
         this = edge.Filter(must=[_edge_match("doc_id", doc_id), _edge_match("version", version)])
         self._shard.update(edge.UpdateOperation.delete_points_by_filter(this))
 
+    def flush(self) -> None:
+        """Write what the shard holds in memory to its files (before they are copied)."""
+        self._shard.flush()
+
+    def mark_optimized(self) -> None:
+        """The optimizers have just run over this generation: nothing is unoptimized any more."""
+        self._count_unoptimized(None)
+
     def _count_unoptimized(self, added: int | None) -> None:
         """Add `added` points to the count since the last optimize (None: optimized now), kept on disk."""
         self._unoptimized = 0 if added is None else self._unoptimized + added
@@ -293,14 +147,15 @@ class EdgeIndex:
             return []
         vector = edge.SparseVector(query.indices, query.values) if isinstance(query, SparseVector) else query
         request = edge.QueryRequest(
-            limit=limit, query=edge.Query.Nearest(vector, using=name), filter=_edge_filter(flt), params=_SEARCH
+            limit=limit, query=edge.Query.Nearest(vector, using=name), filter=search_filter(flt, EDGE_FILTERS), params=_SEARCH
         )
         return [(str(p.id), p.score) for p in self._shard.query(request)]
 
     def fetch(self, point_ids: list[str]) -> dict[str, Chunk]:
         if not point_ids:
             return {}
-        return {str(r.id): chunk_from_payload(r.payload or {}) for r in self._shard.retrieve(point_ids, True, False)}
+        records = self._shard.retrieve(list[int | uuid.UUID | str](point_ids), True, False)
+        return {str(r.id): chunk_from_payload(r.payload or {}) for r in records}
 
     def count(self) -> int:
         return self._shard.count(edge.CountRequest(exact=True))
@@ -309,15 +164,12 @@ class EdgeIndex:
         return versions_by_document(self._payloads(["doc_id", "version"]))
 
     def _payloads(self, keys: list[str]) -> Iterator[dict[str, Any]]:
-        offset = None
-        while True:
-            request = edge.ScrollRequest(
+        def page(offset: Any) -> tuple[list[Any], Any]:
+            return self._shard.scroll(edge.ScrollRequest(
                 offset=offset, limit=SCROLL_PAGE, with_payload=edge.PayloadSelector.Include(keys), with_vector=False
-            )
-            records, offset = self._shard.scroll(request)
-            yield from (r.payload or {} for r in records)
-            if offset is None:
-                return
+            ))
+
+        return scroll_payloads(page)
 
     def close(self) -> None:
         """Flush and release the shard. A flush that fails (the disk filled up under another process's
@@ -424,34 +276,30 @@ class EdgeIndexStore:
         self._open.add(path.name)
         return EdgeIndex(shard, spec, path, self._closed)
 
-    def promote(self, index: VectorIndex) -> None:
-        assert isinstance(index, EdgeIndex)
+    def promote(self, index: EdgeIndex) -> None:
         pointer = self.root / "CURRENT"
         tmp = pointer.with_suffix(".tmp")
         tmp.write_text(index.generation + "\n", encoding="utf-8")
         os.replace(tmp, pointer)
         self._sweep()
 
-    def discard(self, index: VectorIndex) -> None:
-        assert isinstance(index, EdgeIndex)
+    def discard(self, index: EdgeIndex) -> None:
         index.close()
         shutil.rmtree(index.path, ignore_errors=True)
 
-    def optimize(self, index: VectorIndex) -> EdgeIndex:
+    def optimize(self, index: EdgeIndex) -> EdgeIndex:
         """Run qdrant's optimizers over a generation in a child process, then open it again.
 
         Not in this process: the optimizer holds Python's lock for its whole run (minutes for a large
         dense index), which would freeze every other thread, the app's chat included. If the child
         fails, the generation is opened as it was: unoptimized, slower, but complete.
         """
-        assert isinstance(index, EdgeIndex)
         index.close()
         return self._optimized(index.path, index.spec)
 
-    def compact(self, index: VectorIndex) -> EdgeIndex:
+    def compact(self, index: EdgeIndex) -> EdgeIndex:
         """Copy the serving generation's files into a new generation and optimize that one."""
-        assert isinstance(index, EdgeIndex)
-        index._shard.flush()
+        index.flush()
         size = sum(f.stat().st_blocks * 512 for f in index.path.rglob("*") if f.is_file())
         ensure_free_space(self.root, size)
         copy = self._new_generation()
@@ -468,7 +316,7 @@ class EdgeIndexStore:
     def _optimized(self, path: Path, spec: IndexSpec) -> EdgeIndex:
         """The closed generation at `path`, optimized by a child process, opened here."""
         done = subprocess.run(
-            [sys.executable, "-m", "kb.index", "optimize", str(path / "shard")],
+            [sys.executable, "-m", "kb.index.optimizer", str(path / "shard")],
             capture_output=True, text=True, check=False,
         )
         if done.returncode != 0:
@@ -476,7 +324,7 @@ class EdgeIndexStore:
         index = EdgeIndex(_load_shard(path / "shard"), spec, path, self._closed)
         self._open.add(path.name)
         if done.returncode == 0:
-            index._count_unoptimized(None)
+            index.mark_optimized()
         return index
 
     def describe(self) -> dict[str, Any]:
@@ -531,29 +379,3 @@ class EdgeIndexStore:
         self._open.discard(index.generation)
         if self._is_stale(index.generation):
             shutil.rmtree(index.path, ignore_errors=True)
-
-
-def open_index_store(settings: Settings) -> IndexStore:
-    """The server named by KB_QDRANT_URL, else the embedded engine under the data directory."""
-    if settings.qdrant_url:
-        from kb.index_server import (
-            connect,  # qdrant-client is slow to import: only when needed
-        )
-
-        return connect(settings)
-    return EdgeIndexStore(settings.data_dir / "index")
-
-
-def _optimize_shard(path: str) -> None:
-    shard = edge.EdgeShard.load(path)
-    try:
-        shard.optimize()
-        shard.flush()
-    finally:
-        shard.close()
-
-
-if __name__ == "__main__":  # python -m kb.index optimize SHARD_PATH (see EdgeIndexStore.optimize)
-    if sys.argv[1:2] != ["optimize"] or len(sys.argv) != 3:
-        sys.exit("usage: python -m kb.index optimize SHARD_PATH")
-    _optimize_shard(sys.argv[2])

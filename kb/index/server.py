@@ -28,21 +28,23 @@ from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from kb.config import Settings
-from kb.index import (
+from kb.errors import IndexUnavailable
+from kb.index.base import (
     DENSE,
     SCROLL_PAGE,
     SPARSE,
+    FilterVocabulary,
     IndexedChunk,
     IndexSpec,
-    IndexUnavailable,
     Query,
     SearchFilter,
-    VectorIndex,
     chunk_from_payload,
     chunk_to_payload,
     point_id,
     point_vectors,
     query_vector_name,
+    scroll_payloads,
+    search_filter,
     versions_by_document,
 )
 from kb.records import Chunk, SparseVector
@@ -112,18 +114,12 @@ def _detail(exc: UnexpectedResponse) -> str:
     return f": {error}" if isinstance(error, str) else ""
 
 
-def _server_filter(flt: SearchFilter | None) -> models.Filter | None:
-    if flt is None:
-        return None
-    must: list[Any] = []
-    if flt.doc_ids is not None:
-        must.append(models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(flt.doc_ids))))
-    if flt.groups is not None:
-        open_to: list[Any] = [models.IsEmptyCondition(is_empty=models.PayloadField(key="groups"))]
-        if flt.groups:
-            open_to.append(models.FieldCondition(key="groups", match=models.MatchAny(any=list(flt.groups))))
-        must.append(models.Filter(should=open_to))
-    return models.Filter(must=must) if must else None
+SERVER_FILTERS: FilterVocabulary[models.Filter] = FilterVocabulary(
+    any_of=lambda key, values: models.FieldCondition(key=key, match=models.MatchAny(any=values)),
+    is_empty=lambda key: models.IsEmptyCondition(is_empty=models.PayloadField(key=key)),
+    every=lambda conditions: models.Filter(must=conditions),
+    either=lambda conditions: models.Filter(should=conditions),
+)
 
 
 def _document(doc_id: str) -> models.FieldCondition:
@@ -188,12 +184,12 @@ class ServerIndex:
         name = query_vector_name(self.spec, query, flt)
         if name is None:
             return []
-        vector = query
-        if isinstance(query, SparseVector):
-            vector = models.SparseVector(indices=query.indices, values=query.values)
+        vector: models.SparseVector | list[float] = (
+            models.SparseVector(indices=query.indices, values=query.values) if isinstance(query, SparseVector) else query
+        )
         result = self._request(
             lambda: self._client.query_points(
-                self.collection, query=vector, using=name, query_filter=_server_filter(flt), limit=limit,
+                self.collection, query=vector, using=name, query_filter=search_filter(flt, SERVER_FILTERS), limit=limit,
                 with_payload=False,
             )
         )
@@ -216,16 +212,12 @@ class ServerIndex:
         return versions_by_document(self._payloads(["doc_id", "version"]))
 
     def _payloads(self, keys: list[str]) -> Iterator[dict[str, Any]]:
-        offset = None
-        while True:
-            records, offset = self._request(
-                lambda: self._client.scroll(
-                    self.collection, limit=SCROLL_PAGE, offset=offset, with_payload=keys, with_vectors=False
-                )
-            )
-            yield from (r.payload or {} for r in records)
-            if offset is None:
-                return
+        def page(offset: Any) -> tuple[list[Any], Any]:
+            return self._request(lambda: self._client.scroll(
+                self.collection, limit=SCROLL_PAGE, offset=offset, with_payload=keys, with_vectors=False
+            ))
+
+        return scroll_payloads(page)
 
     def close(self) -> None:
         """Nothing to release: the client belongs to the store."""
@@ -284,8 +276,7 @@ class ServerIndexStore:
             self._request(lambda: self.client.create_payload_index(name, key, field_schema=schema))
         return ServerIndex(self.client, name, spec, self._request)
 
-    def promote(self, index: VectorIndex) -> None:
-        assert isinstance(index, ServerIndex)
+    def promote(self, index: ServerIndex) -> None:
 
         def switch() -> str | None:  # read the alias again on a retry: the switch may have happened
             previous = self._serving()
@@ -304,14 +295,13 @@ class ServerIndexStore:
         if previous is not None and previous != index.collection:
             self._request(lambda: self.client.delete_collection(previous))
 
-    def discard(self, index: VectorIndex) -> None:
-        assert isinstance(index, ServerIndex)
+    def discard(self, index: ServerIndex) -> None:
         self._request(lambda: self.client.delete_collection(index.collection))
 
-    def optimize(self, index: VectorIndex) -> VectorIndex:
+    def optimize(self, index: ServerIndex) -> ServerIndex:
         return index  # the server builds its indexes in the background as points arrive
 
-    def compact(self, index: VectorIndex) -> None:
+    def compact(self, index: ServerIndex) -> None:
         return None
 
     def describe(self) -> dict[str, Any]:
