@@ -13,7 +13,9 @@ import pytest
 
 from kb.parsing import parse_file
 from kb.records import Element, ParseError
-from kb.sandbox import FileInfo, ParseSandbox, _answer, _read_message, _Request, batches
+from kb.parsing import FileInfo, ParseSandbox
+from kb.parsing.helper import answer
+from kb.parsing.protocol import Request, batches, read_message
 
 
 @pytest.fixture()
@@ -220,6 +222,6 @@ def test_a_file_that_runs_out_of_memory_is_answered_after_the_parsers_memory_is_
             return super().write(data)
 
     replies = Replies()
-    _answer(_Request("x.txt", None, None), replies, parse_file, memory_mb=700)
+    answer(Request("x.txt", None, None), replies, parse_file, memory_mb=700)
     replies.seek(0)
-    assert _read_message(replies) == ("error", "file is too large to read into memory")
+    assert read_message(replies) == ("error", "file is too large to read into memory")
