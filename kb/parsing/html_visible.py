@@ -20,6 +20,7 @@ import lxml.html
 from lxml import etree
 
 from kb.parsing.css_rules import (
+    ROOT_FONT_PX,
     Color,
     StyleSheet,
     color_in,
@@ -37,7 +38,6 @@ XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*\?>")
 WHITE = (255, 255, 255)
 BLACK: Color = (0, 0, 0, 1.0)
 LINK_BLUE: Color = (0, 0, 238, 1.0)
-ROOT_FONT_PX = 16.0
 MIN_FONT_PX = 2.0  # text smaller than this cannot be read
 MIN_OPACITY = 0.05
 SAME_COLOR = 12  # largest difference per colour channel at which text counts as its background's colour
