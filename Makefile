@@ -32,7 +32,7 @@ browser:
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "note: chromium could not be installed; the browser test will be skipped"
 
-# Tesseract (with English data) reads scanned PDFs (kb/ocr.py), from Debian the same way; without it, scans
+# Tesseract (with English data) reads scanned PDFs (kb/parsing/ocr.py), from Debian the same way; without it, scans
 # are reported as "OCR is not enabled" and the OCR tests are skipped.
 ocr:
 	@command -v tesseract >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \

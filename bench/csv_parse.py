@@ -4,7 +4,7 @@
 
 For each row count it writes a 10-column CSV (about 78 bytes a row), then parses it twice, each in a fresh
 helper process under the same address-space cap as ingest (KB_PARSE_MEMORY_MB): `kb` is the real path
-(`ParseSandbox` -> `parse_file` -> kb.delimited); `baseline` is what kb did before, unstructured's
+(`ParseSandbox` -> `parse_file` -> kb.parsing.delimited); `baseline` is what kb did before, unstructured's
 `partition_csv` (pandas -> one HTML table -> lxml) with the table turned into rows by `table_text`, run in
 a helper that applies the cap the same way. Prints wall time, the outcome, the table elements and the
 helper's peak resident memory (VmHWM) and peak address space (VmPeak, what the cap limits).
@@ -57,14 +57,14 @@ def peaks(pid: int) -> dict[str, float]:
 
 def run_kb(path: Path, memory_mb: int, timeout_s: float) -> dict:
     from kb.records import ParseError
-    from kb.sandbox import ParseSandbox
+    from kb.parsing import ParseSandbox
 
     sandbox = ParseSandbox(timeout_s=timeout_s, memory_mb=memory_mb)
     try:
         sandbox.parse(Path(__file__))  # start the helper and import the parsers before timing
     except ParseError:
         pass
-    helper = next(child for child in psutil.Process().children() if "kb.sandbox" in " ".join(child.cmdline()))
+    helper = next(child for child in psutil.Process().children() if "kb.parsing.helper" in " ".join(child.cmdline()))
     started = time.perf_counter()
     try:
         parsed = sandbox.parse(path, path.name, max_bytes=None)
@@ -80,7 +80,8 @@ def run_kb(path: Path, memory_mb: int, timeout_s: float) -> dict:
 
 def baseline_child(path: str, memory_mb: int) -> None:
     """unstructured's partition_csv as kb called it before, under the helper's cap; prints one JSON line."""
-    from kb.parsing import decode_text, install_offline_text_classifier, table_text
+    from kb.parsing import decode_text
+    from kb.parsing.partition import install_offline_text_classifier, table_text
     from unstructured.partition.csv import partition_csv
 
     install_offline_text_classifier()

@@ -110,8 +110,8 @@ def baseline_variants(
     questions: list[Question], documents: list[str], docs_dir: Path, units: list[tuple[tuple[str, int], str]]
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """The page baseline changed one thing at a time: Qdrant's default avg_len, pages as kb reads them
-    (kb.pdf_text: running headers and footers dropped), the file name written at the top of every page."""
-    from kb.pdf_text import drop_running_lines, read_pages
+    (kb.parsing.pdf: running headers and footers dropped), the file name written at the top of every page."""
+    from kb.parsing.pdf import drop_running_lines, read_pages
 
     kb_pages = []
     for name in documents:

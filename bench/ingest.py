@@ -80,7 +80,7 @@ def run_kb(files: list[Path]) -> dict:
 
 
 def pdf_texts_kb(pdfs: list[Path]) -> dict:
-    from kb.pdf_text import parse_pdf
+    from kb.parsing.pdf import parse_pdf
 
     texts, pages, started = {}, 0, time.perf_counter()
     for path in pdfs:

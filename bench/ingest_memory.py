@@ -12,7 +12,7 @@ test (the parsing helper and the optimizer child inherit it):
        pickled ParsedFile; chunk_document, encode and replace_document take the whole file at once.
   new  this checkout: JobRunner.ingest streams (parse_stream -> write_version in batches of 256 chunks ->
        commit -> delete_other_versions -> release_memory()), and the parse helper reads big text a block
-       at a time (kb.parsing.text_blocks).
+       at a time (kb.parsing.partition.text_blocks).
 Reported: the main process's peak RSS (VmHWM from /proc at exit, exact) and, polled every 0.1 s, the peaks
 of its two parts: heap (anonymous: what the process itself holds) and file-backed pages (the embedded
 index's memory-mapped files, which the kernel can drop and read again); its RSS after the job (at exit)
@@ -220,7 +220,7 @@ def run(
     }
     command = [sys.executable, __file__, "--child", *args, variant, str(result)]
     started = time.perf_counter()
-    # cwd: `python -m kb.sandbox` puts the working directory first on sys.path, ahead of PYTHONPATH
+    # cwd: `python -m kb.parsing.helper` puts the working directory first on sys.path, ahead of PYTHONPATH
     child = subprocess.Popen(
         command, env=env, cwd=data_dir.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -243,7 +243,8 @@ def run(
             for sub in process.children(recursive=True):
                 try:
                     line = " ".join(sub.cmdline())
-                    role = "helper" if "kb.sandbox" in line else "optimizer" if "kb.index" in line else "other"
+                    helper = "kb.parsing.helper" in line or "kb.sandbox" in line  # its module now and at the baseline
+                    role = "helper" if helper else "optimizer" if "kb.index" in line else "other"
                     peaks[role] = max(peaks.get(role, 0.0), sub.memory_info().rss / 2**20)
                 except psutil.Error:
                     pass

@@ -22,10 +22,9 @@ from kb.chunking import iter_chunks
 from kb.config import Settings
 from kb.embedding import EmbeddingUnavailable
 from kb.errors import BadRequest
-from kb.parsing import detect_type
+from kb.parsing import ParseSandbox, detect_type
 from kb.pipeline import GenerationBuilder, IndexWriteFailed, release_memory, write_version
 from kb.records import Chunk, Document, Job, ParseError, TextRecord
-from kb.sandbox import ParseSandbox
 from kb.serving import ServingIndex
 from kb.storage import BlobStore
 

@@ -35,7 +35,7 @@ from kb.jobs import JobRunner, Progress
 from kb.queue import JobQueue, busy_message
 from kb.records import Answer, Chunk, Document, Feedback, Job, Modes, Passage, TextRecord
 from kb.retrieval import Retriever
-from kb.sandbox import ParseSandbox
+from kb.parsing import ParseSandbox
 from kb.serving import ServingIndex
 from kb.storage import BlobStore
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from kb import ocr
+from kb.parsing import ocr
 from kb.parsing import parse_file
 from kb.records import ParseError
 

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from kb import parsing
 from kb.chunking import chunk_document, count_words
-from kb.delimited import TABLE_PART_WORDS
-from kb.parsing import decode_text, detect_type, parse_file
+from kb.parsing import decode_text, detect, detect_type, parse_file, partition
+from kb.parsing.delimited import TABLE_PART_WORDS
 from kb.records import ParseError
 
 BODY = (  # a paragraph as a PDF lays it out: full lines, then a short last one
@@ -345,7 +344,7 @@ def test_damaged_docx(tmp_path: Path, data: bytes | str | None) -> None:
 
 
 def test_office_file_that_unpacks_too_large(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parsing, "MAX_UNPACKED_BYTES", 1000)
+    monkeypatch.setattr(detect, "MAX_UNPACKED_BYTES", 1000)
     with pytest.raises(ParseError, match="unpacks to .* too large"):
         parse_file(make_docx(tmp_path / "bomb.docx"))
 
@@ -403,8 +402,8 @@ def test_unexpected_library_errors_become_parse_errors(tmp_path: Path, monkeypat
     def explode(*args, **kwargs):
         raise KeyError("internal")
 
-    monkeypatch.setitem(parsing.PARTITIONERS, "md", ("kb.parsing", "boom", {}))
-    monkeypatch.setattr(parsing, "boom", explode, raising=False)
+    monkeypatch.setitem(partition.PARTITIONERS, "md", ("kb.parsing.partition", "boom", {}))
+    monkeypatch.setattr(partition, "boom", explode, raising=False)
     with pytest.raises(ParseError, match="^file is damaged or unreadable$") as caught:
         parse_file(write(tmp_path, "notes.md", "# Notes\n\nText.\n"))
     assert isinstance(caught.value.__cause__, KeyError)
@@ -686,7 +685,7 @@ def test_big_text_is_read_a_block_at_a_time_with_the_same_elements(tmp_path: Pat
                                                                       name: str) -> None:
     """A 100 MB text file read at once needed more than the parse helper's 2 GB; blocks cut at paragraph
     ends (never inside a code fence) give the same elements as the whole."""
-    from kb import parsing
+    from kb.parsing import partition
 
     parts = []
     for i in range(60):
@@ -696,6 +695,6 @@ def test_big_text_is_read_a_block_at_a_time_with_the_same_elements(tmp_path: Pat
             parts.append(f"```\ncode line {i}\n\nstill code {i}\n```")
     path = write(tmp_path, name, "\n\n".join(parts) + "\n")
     whole = parse_file(path, name)
-    monkeypatch.setattr(parsing, "BLOCK_CHARS", 300)
-    assert len(list(parsing.text_blocks(path.read_text(), name.split(".")[1], 300))) > 10
+    monkeypatch.setattr(partition, "BLOCK_CHARS", 300)
+    assert len(list(partition.text_blocks(path.read_text(), name.split(".")[1], 300))) > 10
     assert parse_file(path, name) == whole

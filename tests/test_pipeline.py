@@ -16,7 +16,7 @@ from kb.index import EdgeIndexStore, IndexedChunk, IndexSpec, point_id
 from kb.parsing import parse_file
 from kb.pipeline import IndexWriteFailed, Written, release_memory, write_version
 from kb.records import Chunk, Element, ParsedFile, ParseError
-from kb.sandbox import ParseSandbox
+from kb.parsing import ParseSandbox
 
 BM25 = Bm25Encoder(avg_len=180)
 WORDS = ["leave", "policy", "employee", "manager", "approval", "days", "travel", "budget", "team", "office"]

@@ -4,6 +4,8 @@ import gc
 import io
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -11,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from kb.parsing import parse_file
+from kb.parsing import FileInfo, ParseSandbox, parse_file
+from kb.parsing.helper import answer
+from kb.parsing.protocol import Request, batches, read_message
 from kb.records import Element, ParseError
-from kb.sandbox import FileInfo, ParseSandbox, _answer, _read_message, _Request, batches
 
 
 @pytest.fixture()
@@ -220,6 +223,15 @@ def test_a_file_that_runs_out_of_memory_is_answered_after_the_parsers_memory_is_
             return super().write(data)
 
     replies = Replies()
-    _answer(_Request("x.txt", None, None), replies, parse_file, memory_mb=700)
+    answer(Request("x.txt", None, None), replies, parse_file, memory_mb=700)
     replies.seek(0)
-    assert _read_message(replies) == ("error", "file is too large to read into memory")
+    assert read_message(replies) == ("error", "file is too large to read into memory")
+
+
+def test_the_helper_writes_nothing_to_its_stdout_but_the_protocol():
+    """`python -m kb.parsing.helper` imports kb.parsing before it moves stdout aside for the protocol: a print
+    there would be read as a message length. With no request it exits cleanly, having written nothing."""
+    helper = subprocess.run(
+        [sys.executable, "-m", "kb.parsing.helper", "2048"], stdin=subprocess.DEVNULL, capture_output=True, timeout=60
+    )
+    assert (helper.returncode, helper.stdout) == (0, b"")

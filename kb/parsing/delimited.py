@@ -7,7 +7,7 @@ the rows with Python's csv module takes one pass and little memory beyond the te
 emitted in parts of at most TABLE_PART_WORDS words, so that a part fits in one chunk at the default chunk
 size, and each part starts with the first (header) row, so every chunk of a long table still says what its
 columns are; a header longer than half a part (hundreds of columns) is not repeated. A row is one line of
-its non-empty cells separated by " | ", as `kb.parsing.table_text` writes tables.
+its non-empty cells separated by " | ", as `kb.parsing.partition.table_text` writes tables.
 """
 
 from __future__ import annotations

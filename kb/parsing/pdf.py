@@ -5,7 +5,7 @@ PDFs. pdfium returns lines, not paragraphs, so the structure is inferred from li
 a line shorter than the page's wrapped lines ends a paragraph when it ends a sentence; a short line without
 final punctuation becomes a heading only when body text follows it. Lines repeated at the top or bottom of
 most pages (running headers, footers, page numbers) are dropped. A PDF without any text layer (a scan) is read
-with OCR (`kb.ocr`) when tesseract is installed; its text is structured the same way.
+with OCR (`kb.parsing.ocr`) when tesseract is installed; its text is structured the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
-from kb.records import Element, ParsedFile, ParseError
+from kb.records import Element, ElementKind, ParsedFile, ParseError
 
 # pdfium is not thread-safe: one document at a time per process.
 PDFIUM_LOCK = threading.Lock()
@@ -53,7 +53,7 @@ def document_elements(pages: list[list[str]]) -> list[Element]:
 
 def scanned_elements(path: Path, page_count: int) -> list[Element]:
     """The elements OCR reads in a PDF without a text layer. Raises ParseError when there is none either."""
-    from kb import ocr  # kb.ocr uses this module's PDFIUM_LOCK: imported here, not at the top, to avoid a cycle
+    from kb.parsing import ocr  # it uses this module's PDFIUM_LOCK: imported here, not at the top, to avoid a cycle
 
     if not ocr.ocr_available():
         raise ParseError("no text found (scanned image; OCR is not enabled)")
@@ -138,7 +138,8 @@ def typical_line_length(lines: list[str]) -> int:
 def page_elements(lines: list[str], page: int, width: int) -> list[Element]:
     """Group one page's lines into headings, list items and paragraphs."""
     elements: list[Element] = []
-    kind, parts = "text", []  # the element being built
+    kind: ElementKind = "text"  # the element being built ...
+    parts: list[str] = []  # ... and its lines so far
 
     def flush() -> None:
         nonlocal parts
@@ -158,8 +159,9 @@ def page_elements(lines: list[str], page: int, width: int) -> list[Element]:
             kind, line = "list_item", SYMBOL_BULLET.sub("", line)
         elif not parts:
             kind = "text"
-        if parts:
-            parts.append("" if before.endswith("-") else " " if _wrapped(before, width) else "\n")
+        if parts:  # so this is not the page's first line
+            previous = lines[index - 1]
+            parts.append("" if previous.endswith("-") else " " if _wrapped(previous, width) else "\n")
         parts.append(line)
         if not _wrapped(line, width) and (kind == "list_item" or ENDS_CLAUSE.search(line)):
             flush()
@@ -172,9 +174,9 @@ def is_heading(line: str, before: str | None, after: str | None, width: int) -> 
     words = line.split()
     letters = sum(ch.isalpha() for ch in line)
     return (
-        (before is None or (not _wrapped(before, width) and ENDS_CLAUSE.search(before)))
+        (before is None or (not _wrapped(before, width) and ENDS_CLAUSE.search(before) is not None))
         and after is not None
-        and (_wrapped(after, width) or (len(after.split()) >= BODY_MIN_WORDS and ENDS_SENTENCE.search(after)))
+        and (_wrapped(after, width) or (len(after.split()) >= BODY_MIN_WORDS and ENDS_SENTENCE.search(after) is not None))
         and len(words) <= HEADING_MAX_WORDS
         and len(line) < HEADING_MAX_SHARE * width
         and line[-1] not in ".,;:!?-"

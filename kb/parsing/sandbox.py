@@ -2,7 +2,7 @@
 
 Hostile files (zip bombs, XML entity expansion, PDF decompression bombs, reference loops) can make a
 parser run forever, eat all memory or crash. `ParseSandbox` hands each file to a helper process
-(`python -m kb.sandbox`) that has imported the parsers once and runs under an address-space cap, so a
+(`python -m kb.parsing.helper`) that has imported the parsers once and runs under an address-space cap, so a
 file that needs too much memory fails with MemoryError there instead of taking the app down. A file
 that takes too long, or crashes the helper, costs only the helper: it is killed and started again for
 the next file, and the file is reported with a plain reason.
@@ -20,26 +20,21 @@ from __future__ import annotations
 
 import os
 import pickle
-import resource
 import select
-import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any
 
+from kb.parsing.protocol import BATCH_CHARS, BATCH_ELEMENTS, LENGTH_BYTES, MAX_MESSAGE_BYTES, Request, write_message
 from kb.records import Element, ParsedFile, ParseError
 
 FILES_PER_HELPER = 500  # start a fresh helper now and then, so fragmentation never accumulates
-BATCH_ELEMENTS = 1000  # elements per piece the helper sends ...
-BATCH_CHARS = 1 << 20  # ... and characters of text (one longer element travels alone)
-MAX_MESSAGE_BYTES = 1 << 31  # a length prefix above this is garbage from a dying helper, not a message
-_LENGTH_BYTES = 8
 
 
 @dataclass(frozen=True)
@@ -49,15 +44,6 @@ class FileInfo:
     pages: int | None  # number of pages when the format has pages
     title: str | None  # the document's own title (ParsedFile.title)
     elements: int  # how many elements will follow
-
-
-@dataclass(frozen=True)
-class _Request:
-    path: str
-    filename: str | None
-    max_bytes: int | None
-    batch_elements: int = BATCH_ELEMENTS
-    batch_chars: int = BATCH_CHARS
 
 
 class _Timeout(Exception):
@@ -92,7 +78,7 @@ class ParseSandbox:
             raise RuntimeError("this thread is still reading a parsed file; close that stream first")
         self._lock.acquire()
         self._holder = threading.get_ident()
-        request = _Request(str(path), filename, max_bytes, self.batch_elements, self.batch_chars)
+        request = Request(str(path), filename, max_bytes, self.batch_elements, self.batch_chars)
         try:
             helper, first = self._ask(request)
         except BaseException:
@@ -109,13 +95,13 @@ class ParseSandbox:
         _, pages, title, count = first
         return ParseStream(self, helper, FileInfo(pages=pages, title=title, elements=count))
 
-    def _ask(self, request: _Request) -> tuple[subprocess.Popen[bytes], tuple[Any, ...]]:
+    def _ask(self, request: Request) -> tuple[subprocess.Popen[bytes], tuple[Any, ...]]:
         """Send the request; the helper's first answer, once it has parsed the file."""
         for attempt in range(2):
             helper = self._running_helper()
             assert helper.stdin is not None
             try:
-                _write_message(helper.stdin, request)
+                write_message(helper.stdin, request)
                 break
             except BrokenPipeError:  # it died since the last file: start another and try once more
                 self._stop_helper()
@@ -135,7 +121,7 @@ class ParseSandbox:
         deadline = time.monotonic() + self.timeout_s
         try:
             fd = helper.stdout.fileno()
-            size = int.from_bytes(_read_exact(fd, _LENGTH_BYTES, deadline), "big")
+            size = int.from_bytes(_read_exact(fd, LENGTH_BYTES, deadline), "big")
             if size > MAX_MESSAGE_BYTES:
                 raise EOFError
             message = pickle.loads(_read_exact(fd, size, deadline))
@@ -164,7 +150,7 @@ class ParseSandbox:
     def _running_helper(self) -> subprocess.Popen[bytes]:
         if self._helper is None or self._helper.poll() is not None:
             self._helper = subprocess.Popen(
-                [sys.executable, "-m", "kb.sandbox", str(self.memory_mb)],
+                [sys.executable, "-m", "kb.parsing.helper", str(self.memory_mb)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 bufsize=0,
@@ -260,7 +246,7 @@ class _OpenFile:
         self.sandbox._release()
 
 
-def _read(file: _OpenFile) -> Iterator[Element]:
+def _read(file: _OpenFile) -> Generator[Element, None, None]:
     sandbox = file.sandbox
     try:
         while True:
@@ -295,83 +281,3 @@ def _read_exact(fd: int, size: int, deadline: float) -> bytes:
             raise EOFError
         buffer += data
     return bytes(buffer)
-
-
-def _write_message(stream: BinaryIO, message: object) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(len(data).to_bytes(_LENGTH_BYTES, "big"))
-    stream.write(data)
-    stream.flush()
-
-
-def _read_message(stream: BinaryIO) -> Any:
-    """The next message, blocking (the helper's side); EOFError when the caller closed the pipe."""
-    head = stream.read(_LENGTH_BYTES)
-    if len(head) < _LENGTH_BYTES:
-        raise EOFError
-    return pickle.loads(stream.read(int.from_bytes(head, "big")))
-
-
-def batches(elements: Iterable[Element], max_elements: int, max_chars: int) -> Iterator[list[Element]]:
-    """Consecutive elements, at most `max_elements` and about `max_chars` characters of text per batch."""
-    batch: list[Element] = []
-    chars = 0
-    for element in elements:
-        if batch and (len(batch) >= max_elements or chars + len(element.text) > max_chars):
-            yield batch
-            batch, chars = [], 0
-        batch.append(element)
-        chars += len(element.text)
-    if batch:
-        yield batch
-
-
-# ---- the helper process -------------------------------------------------------------------------
-
-
-def _serve(requests: BinaryIO, replies: BinaryIO, memory_mb: int) -> None:
-    """Answer requests until the caller closes the pipe."""
-    from kb.parsing import parse_file
-    from kb.pipeline import release_memory
-
-    limit = memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    while True:
-        try:
-            request: _Request = _read_message(requests)
-        except EOFError:
-            return
-        try:
-            _answer(request, replies, parse_file, memory_mb)
-        except BrokenPipeError:  # the caller went away
-            return
-        release_memory()  # the next file may be small: do not sit on this one's memory meanwhile
-
-
-def _answer(request: _Request, replies: BinaryIO, parse_file: Any, memory_mb: int) -> None:
-    """One file: an error, or the header, the batches of elements and the end mark."""
-    try:
-        parsed = parse_file(Path(request.path), filename=request.filename, max_bytes=request.max_bytes)
-    except ParseError as exc:
-        reason = exc.reason
-    except MemoryError:
-        reason = f"the file could not be read within {memory_mb} MB of memory; it may be hostile"
-    else:
-        reason = None
-    if reason is not None:  # sent after the except block: its traceback holds the parser's memory until then
-        _write_message(replies, ("error", reason))
-        return
-    _write_message(replies, ("info", parsed.pages, parsed.title, len(parsed.elements)))
-    for batch in batches(parsed.elements, request.batch_elements, request.batch_chars):
-        _write_message(replies, ("batch", batch))
-    _write_message(replies, ("end",))
-
-
-if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle; it closes the pipe
-    # The protocol owns the real stdout; anything a library prints goes to stderr instead.
-    protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    from kb.sandbox import _serve as serve  # the module's own copy, not __main__'s
-
-    serve(sys.stdin.buffer, protocol_out, int(sys.argv[1]))

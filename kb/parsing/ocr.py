@@ -1,6 +1,6 @@
 """Text of scanned PDF pages: render each page with pypdfium2 and read it with the `tesseract` command.
 
-Scans have no text layer, so `kb.pdf_text` finds nothing in them. When the tesseract binary is installed
+Scans have no text layer, so `kb.parsing.pdf` finds nothing in them. When the tesseract binary is installed
 (`make test` installs Debian's `tesseract-ocr`), its command line is enough: no Python wrapper, no new
 dependency. It is optional: without it, scans are reported as "OCR is not enabled". Hostile pages are bounded:
 the rendered image is capped in size and every tesseract run has a time limit.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 
-from kb.pdf_text import PDFIUM_LOCK
+from kb.parsing.pdf import PDFIUM_LOCK
 from kb.records import ParseError
 
 RENDER_SCALE = 2.0  # 144 dpi: tesseract reads body text well from about 150 dpi up

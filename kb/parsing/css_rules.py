@@ -1,4 +1,4 @@
-"""Just enough CSS to tell which HTML text a browser would not show (used by `kb.html_visible`).
+"""Just enough CSS to tell which HTML text a browser would not show (used by `kb.parsing.html_visible`).
 
 Hidden text is a way to plant instructions or false facts in a page ("grants 365 paid days off" in a
 `display:none` span): nobody reviewing the page sees it, but an indexer would quote it first. This is not a

@@ -2,7 +2,7 @@
 
 Two things go wrong when unstructured reads a page as it is. Text a browser does not show (`display:none`,
 `visibility:hidden`, the `hidden` attribute, `<template>`, zero-size or off-screen boxes, tiny fonts, text the
-colour of its background) is indexed like any other and can be quoted first in answers; `kb.css_rules` says
+colour of its background) is indexed like any other and can be quoted first in answers; `kb.parsing.css_rules` says
 which text that is, where the file alone can tell. And libxml2 stops reading at 256 levels of nesting without
 an error anyone sees, so a page nested deeper loses everything from that point on while reporting success.
 `visible_html` parses with lxml's `huge_tree` (libxml2's limit becomes 2048 levels), drops the hidden text,
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import lxml.html
 from lxml import etree
 
-from kb.css_rules import (
+from kb.parsing.css_rules import (
+    ROOT_FONT_PX,
     Color,
     StyleSheet,
     color_in,
@@ -37,7 +38,6 @@ XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*\?>")
 WHITE = (255, 255, 255)
 BLACK: Color = (0, 0, 0, 1.0)
 LINK_BLUE: Color = (0, 0, 238, 1.0)
-ROOT_FONT_PX = 16.0
 MIN_FONT_PX = 2.0  # text smaller than this cannot be read
 MIN_OPACITY = 0.05
 SAME_COLOR = 12  # largest difference per colour channel at which text counts as its background's colour
@@ -299,8 +299,9 @@ def _clipped_away(clip: str, clip_path: str) -> bool:
     match = re.search(r"rect\(([^)]*)\)", clip)
     if match:
         numbers = [length_px(part, ROOT_FONT_PX) for part in re.split(r"[\s,]+", match.group(1).strip()) if part]
-        if len(numbers) == 4 and None not in numbers:
-            top, right, bottom, left = numbers  # type: ignore[misc]
+        lengths = [number for number in numbers if number is not None]
+        if len(numbers) == 4 and len(lengths) == 4:
+            top, right, bottom, left = lengths
             if right - left <= 1 or bottom - top <= 1:
                 return True
     match = re.search(r"inset\(\s*([\d.]+)%", clip_path)

@@ -1,0 +1,41 @@
+"""The parse stage's entry point: file -> elements (headings, paragraphs, list items, tables) in reading order.
+
+`detect_type` decides what the file really is; PDFs are read with pypdfium2 (`kb.parsing.pdf`), everything
+else by `kb.parsing.partition`. Every element's text is cleaned (`kb.parsing.text.clean_text`), and every
+failure a user can cause becomes a `ParseError` with one readable line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from kb.parsing.detect import MIB, damaged, detect_type
+from kb.parsing.partition import partition
+from kb.parsing.pdf import parse_pdf
+from kb.parsing.text import clean_text
+from kb.records import ParsedFile, ParseError
+
+def parse_file(path: Path, filename: str | None = None, max_bytes: int | None = None) -> ParsedFile:
+    """Parse the file at `path` into elements in reading order. Raises ParseError with a one-line reason."""
+    path = Path(path)
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise ParseError(f"file is {size / MIB:.1f} MB, over the {max_bytes / MIB:g} MB limit")
+    kind = detect_type(path, filename)
+    try:
+        parsed = parse_pdf(path) if kind == "pdf" else partition(path, kind)
+    except ParseError:
+        raise
+    except RecursionError as exc:
+        raise ParseError("file is nested too deeply to read") from exc
+    except MemoryError as exc:
+        raise ParseError("file is too large to read into memory") from exc
+    except Exception as exc:  # a library's own failure on a file it cannot read
+        raise damaged(kind) from exc
+    elements = [replace(element, text=clean_text(element.text)) for element in parsed.elements]
+    elements = [element for element in elements if element.text]
+    if not elements:
+        raise ParseError("no text found")
+    title = clean_text(parsed.title) if parsed.title else None
+    return ParsedFile(elements=elements, pages=parsed.pages, title=title or None)
