@@ -35,6 +35,8 @@ CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # A word: one CJK character (those scripts do not separate words), or up to 40 other non-space characters,
 # so a run without spaces still gets split.
 WORD_PATTERN = re.compile(rf"[{CJK}]|[^\s{CJK}]{{1,40}}")
+# Not kb.sentences on purpose: unit boundaries also fall before lower-case words, after '…', at CJK stops and
+# at line ends, and they fix where every indexed chunk starts (kb/sentences.py says more).
 SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s+|[。！？]\s*|\n\s*")
 
 

@@ -16,13 +16,14 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from kb.sentences import sentence_spans
+
 # The share of a claim's content words a cited passage must hold. bench/claims_check.py on XQuAD at 0.5:
 # correct sentences 0.0% flagged, questions restated with their answer 10.3% (mostly facts the question
 # adds that the passage lacks); swapped numbers 98.8%, swapped names 94.2%, wrong passage 100% caught.
 MIN_SHARE = 0.5
 
 MARKER = re.compile(r"\s*\[(\d{1,3})\]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])(?:\s*\[\d{1,3}\])*\s+(?=[\"'“(]?[A-Z0-9])")
 _WORD = re.compile(r"[^\W\d_](?:[\w'’.-]*\w)?|\d(?:[\d,.:/-]*\d)?%?", re.UNICODE)
 
 _STOP = frozenset(
@@ -52,14 +53,7 @@ class Claim:
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence of `text`; markers after a full stop stay with their sentence."""
-    spans, start = [], 0
-    for match in _SENTENCE_END.finditer(text):
-        end = match.start() + len(match.group(0).rstrip())
-        spans.append((start, end))
-        start = match.end()
-    if text[start:].strip():
-        spans.append((start, len(text.rstrip())))
-    return [(s, e) for s, e in spans if text[s:e].strip()]
+    return sentence_spans(text, abbreviations=False)
 
 
 def check_claims(answer: str, passages: Mapping[int, str], min_share: float = MIN_SHARE) -> list[Claim]:

@@ -70,6 +70,16 @@ class Chunk:
             head = [self.title]
         return "\n".join([*head, self.text])
 
+    @property
+    def pages_label(self) -> str:
+        """The chunk's pages as a reader writes them: "page 3", "pages 3–4" (an en dash), "" without pages.
+
+        The one spelling, so the answer prompt, the command line and the chat cards agree."""
+        if self.page_start is None:
+            return ""
+        last = self.page_end or self.page_start
+        return f"page {self.page_start}" if last == self.page_start else f"pages {self.page_start}–{last}"
+
 
 @dataclass(frozen=True)
 class SparseVector:

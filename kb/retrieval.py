@@ -13,10 +13,6 @@ import logging
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Callable, Literal, TypeVar
 
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document
-from langchain_core.retrievers import BaseRetriever
-
 from kb.index import SearchFilter, with_chunks
 from kb.records import Chunk, Passage, SparseVector
 
@@ -113,38 +109,3 @@ def _normalised(hits: list[tuple[Key, float]]) -> list[tuple[Key, float]]:
     high, low = max(score for _, score in hits), min(score for _, score in hits)
     span = high - low
     return [(key, (score - low) / span if span else 1.0) for key, score in hits]
-
-
-class KBRetriever(BaseRetriever):
-    """LangChain face of a Retriever, so it can sit in an LCEL chain. Each Document carries its Passage."""
-
-    retriever: Retriever
-    k: int = 5
-    flt: SearchFilter | None = None
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[Document]:
-        return [_document(p) for p in self.retriever.search(query, k=self.k, flt=self.flt)]
-
-
-def _document(passage: Passage) -> Document:
-    chunk = passage.chunk
-    return Document(
-        page_content=chunk.text,
-        metadata={
-            "passage": passage,
-            "doc_id": chunk.doc_id,
-            "chunk_id": chunk.chunk_id,
-            "source": chunk.source,
-            "page": chunk.page_start,
-            "section": chunk.section,
-            "score": passage.score,
-            "rank": passage.rank,
-        },
-    )
-
-
-def passages_from_documents(docs: list[Document]) -> list[Passage]:
-    """The Passages behind Documents made by KBRetriever, in the same order."""
-    return [doc.metadata["passage"] for doc in docs]

@@ -1,11 +1,9 @@
-"""Retriever: query encoding, superseded versions dropped, ranks 1..k; KBRetriever inside LCEL."""
-
-from langchain_core.runnables import RunnableParallel, RunnablePassthrough
+"""Retriever: query encoding, superseded versions dropped, ranks 1..k; Passages carry what answers cite."""
 
 from kb.embedding import Bm25Encoder
 from kb.index import SearchFilter
 from kb.records import Chunk, SparseVector
-from kb.retrieval import SUPERSEDED_HEADROOM, KBRetriever, Retriever, fuse, passages_from_documents
+from kb.retrieval import SUPERSEDED_HEADROOM, Retriever, fuse
 
 
 def chunk(doc_id: str, version: int, seq: int, text: str = "Annual leave is requested in the HR portal.") -> Chunk:
@@ -130,22 +128,24 @@ def test_searches_whichever_index_is_serving_now():
     assert retriever.search("leave")[0].chunk.doc_id == "new"
 
 
-def test_kb_retriever_documents_carry_passages_inside_an_lcel_chain():
+def test_passages_carry_what_an_answer_cites():
+    # was: KBRetriever's LangChain Documents carried these fields in `metadata`; the answer chain now takes
+    # the Passages themselves, so the same fields are asserted on them.
     index = FakeIndex([(chunk("leave", 1, 0), 2.5), (chunk("leave", 1, 1, "Sick leave needs a note."), 1.5)])
-    retriever = KBRetriever(retriever=Retriever(lambda: index, Bm25Encoder()), k=2,
-                            flt=SearchFilter(groups=("hr",)))
-    chain = RunnableParallel(context=retriever, question=RunnablePassthrough())
+    retriever = Retriever(lambda: index, Bm25Encoder())
 
-    result = chain.invoke("annual leave")
+    passages = retriever.search("annual leave", k=2, flt=SearchFilter(groups=("hr",)))
 
-    docs = result["context"]
-    assert result["question"] == "annual leave"
-    assert docs[0].page_content == "Annual leave is requested in the HR portal."
-    assert docs[1].metadata | {"passage": None} == {
-        "passage": None, "doc_id": "leave", "chunk_id": "leave:1:1", "source": "leave.md",
+    assert passages[0].chunk.text == "Annual leave is requested in the HR portal."
+    second = passages[1]
+    assert {
+        "doc_id": second.chunk.doc_id, "chunk_id": second.chunk.chunk_id, "source": second.chunk.source,
+        "page": second.chunk.page_start, "section": second.chunk.section, "score": second.score, "rank": second.rank,
+    } == {
+        "doc_id": "leave", "chunk_id": "leave:1:1", "source": "leave.md",
         "page": 2, "section": None, "score": 1.5, "rank": 2,
     }
-    assert [p.rank for p in passages_from_documents(docs)] == [1, 2]
+    assert [p.rank for p in passages] == [1, 2]
     assert index.calls[0]["flt"] == SearchFilter(groups=("hr",))
 
 

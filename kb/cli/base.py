@@ -96,9 +96,5 @@ def say_mode(kb: KnowledgeBase) -> None:
 
 
 def where(passage: Passage) -> str:
-    chunk = passage.chunk
-    if chunk.page_start is None:
-        return ""
-    if chunk.page_end and chunk.page_end != chunk.page_start:
-        return f", pages {chunk.page_start}-{chunk.page_end}"
-    return f", page {chunk.page_start}"
+    pages = passage.chunk.pages_label
+    return f", {pages}" if pages else ""
