@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from kb.errors import ParseError
+from kb.errors import ParseError  # noqa: F401  (re-exported: the records a parse produces, and its error)
 
 ElementKind = Literal["title", "text", "list_item", "table"]
 
