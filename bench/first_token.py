@@ -20,7 +20,6 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -67,7 +66,7 @@ def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="kb-bench-ttft-"))
     server = FakeOpenAI(reply="Leave is requested in the HR system [1]. Your supervisor approves it [2].").start()
     try:
-        base = replace(load_settings(), data_dir=data, qdrant_url="", embedding="", openai_api_key="")
+        base = load_settings().replace(data_dir=data, qdrant_url="", embedding="", openai_api_key="", openai_base_url="")
         kb = KnowledgeBase(base)
         started = time.perf_counter()
         kb.submit_paths([pages])
@@ -79,7 +78,7 @@ def main() -> None:
         results = {}
         for mode, settings in (
             ("extractive", base),
-            ("llm", replace(base, openai_api_key="bench", openai_base_url=server.base_url, llm_model="bench")),
+            ("llm", base.replace(openai_api_key="bench", openai_base_url=server.base_url, llm_model="bench")),
         ):
             kb = KnowledgeBase(settings)
             try:

@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -56,7 +55,7 @@ def run_kb(files: list[Path]) -> dict:
     try:
         for n, path in enumerate(files):  # one flat folder: names must not collide
             shutil.copy(path, staging / f"{n:03d}-{path.name}")
-        settings = replace(load_settings(), data_dir=data, qdrant_url="", embedding="")
+        settings = load_settings().replace(data_dir=data, qdrant_url="", embedding="")
         kb = KnowledgeBase(settings)
         try:
             started = time.perf_counter()

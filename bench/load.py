@@ -156,7 +156,7 @@ def stage_handbook(root: Path) -> tuple[Path, Path]:
 def app_environment(data: Path) -> dict[str, str]:
     """The offline defaults: no KB_* or OPENAI_* setting from the caller's environment leaks in."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("KB_", "OPENAI_"))}
-    return {**clean, "KB_DATA_DIR": str(data)}
+    return {**clean, "KB_DATA_DIR": str(data), "KB_SECRETS_FILE": os.devnull}  # no secrets file either
 
 
 def free_port() -> int:

@@ -2,7 +2,7 @@
 `kb search --batch` process per question set), a whole-page / whole-document BM25 baseline, and scoring.
 
 The kb side runs the `kb` command of this interpreter's venv in a fresh KB_DATA_DIR, with every other KB_*
-and OPENAI_* variable removed and a throw-away working directory (so no .streamlit/secrets.toml is read):
+and OPENAI_* variable removed and KB_SECRETS_FILE=/dev/null (so no .streamlit/secrets.toml is read):
 the offline defaults, keyword search and extractive answers, exactly as a new install runs.
 
 The baseline is plain BM25 over whole units (PDF pages or whole documents) with the same analyzer kb uses
@@ -57,6 +57,7 @@ class KbRun:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KB_", "OPENAI_"))}
         env["KB_DATA_DIR"] = str(self.data_dir)
+        env["KB_SECRETS_FILE"] = os.devnull  # the checkout's own secrets file stays out
         env["TQDM_DISABLE"] = "1"
         return env
 
@@ -109,13 +110,12 @@ class KbRun:
     def library(self):
         """kb's KnowledgeBase on this data folder, with the offline defaults (no environment, no secrets
         file): for what the command line does not offer, such as asking questions in bulk. Close it."""
-        from dataclasses import replace
 
         from kb.config import load_settings
         from kb.service import KnowledgeBase
 
         settings = load_settings(env={}, secrets_file=self.work_dir / "no-secrets.toml")
-        kb = KnowledgeBase(replace(settings, data_dir=self.data_dir, qdrant_url="", embedding=""))
+        kb = KnowledgeBase(settings.replace(data_dir=self.data_dir, qdrant_url="", embedding=""))
         kb.open_index()
         return kb
 

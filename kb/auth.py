@@ -46,7 +46,7 @@ LOCAL_ADMIN = Actor(name="local admin", local=True)
 
 def password_matches(given: str, settings: Settings) -> bool:
     """Constant-time comparison with the configured admin password; False when none is configured."""
-    expected = settings.admin_password
+    expected = settings.admin_password.get_secret_value()
     if not expected or not given:
         return False
     return hmac.compare_digest(_digest(given), _digest(expected))

@@ -249,11 +249,11 @@ def make_dense_embedder(settings: Settings) -> DenseEmbedder | None:
         local_path = Path(settings.embedding_path).expanduser() if settings.embedding_path else None
         return FastEmbedEmbedder(name, cache_dir=settings.data_dir / "models", local_path=local_path)
     if provider == "openai" and name:
-        if not settings.openai_api_key and not settings.openai_base_url:
+        if not settings.llm_enabled:  # neither a key nor an endpoint
             raise EmbeddingUnavailable(f"KB_EMBEDDING={configured} needs OPENAI_API_KEY (or OPENAI_BASE_URL)")
         return OpenAIEmbedder(
             name,
-            api_key=settings.openai_api_key or "not-needed",  # keyless local servers still need a non-empty key
+            api_key=settings.openai_key,  # a placeholder for keyless local servers, which still need a non-empty key
             base_url=settings.openai_base_url or None,
             timeout=settings.timeout_s,
         )

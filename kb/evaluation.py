@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -139,7 +139,7 @@ def throwaway_kb(settings: Settings, mode: Mode) -> Iterator[KnowledgeBase]:
         raise DatasetError(f"--mode {mode} needs a dense model: set KB_EMBEDDING (and KB_EMBEDDING_PATH)")
     folder = Path(tempfile.mkdtemp(prefix="kb-eval-"))
     kb = KnowledgeBase(
-        replace(settings, data_dir=folder, qdrant_url="", embedding=settings.embedding if mode != "keyword" else "")
+        settings.replace(data_dir=folder, qdrant_url="", embedding=settings.embedding if mode != "keyword" else "")
     )
     try:
         kb.open_index()

@@ -6,7 +6,7 @@ Admin page can show every component even when several are broken.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Literal
 from urllib.parse import urlsplit
 
@@ -79,8 +79,8 @@ def _embedding(serving: ServingIndex, settings: Settings) -> tuple[Status, str]:
 
 def _llm(settings: Settings) -> tuple[Status, str]:
     if not settings.llm_enabled:
-        return "off", "no OPENAI_API_KEY: extractive answers"
-    llm = build_llm(replace(settings, timeout_s=min(settings.timeout_s, HEALTH_TIMEOUT_S)), max_retries=0)
+        return "off", "no OPENAI_API_KEY or OPENAI_BASE_URL: extractive answers"
+    llm = build_llm(settings.replace(timeout_s=min(settings.timeout_s, HEALTH_TIMEOUT_S)), max_retries=0)
     llm.invoke("Reply with the word OK.")
     return "ok", f"{settings.llm_model} at {_host(settings.openai_base_url) or 'OpenAI'} answered"
 

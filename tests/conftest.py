@@ -1,10 +1,17 @@
 """Fixtures shared by several test files."""
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from fake_openai import FakeOpenAI
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own .streamlit/secrets.toml never reaches a test (KB_SECRETS_FILE=/dev/null: none)."""
+    monkeypatch.setenv("KB_SECRETS_FILE", os.devnull)
 
 
 @pytest.fixture

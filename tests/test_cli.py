@@ -20,7 +20,7 @@ TRAVEL = "# Travel\n\nBook business travel through the travel desk and keep ever
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)  # no .streamlit/secrets.toml from the repo
-    for name in ("OPENAI_API_KEY", "KB_QDRANT_URL", "KB_EMBEDDING"):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "KB_QDRANT_URL", "KB_EMBEDDING"):
         monkeypatch.delenv(name, raising=False)
     return {**os.environ}
 
@@ -138,3 +138,20 @@ def test_ingest_while_another_process_holds_the_index(env, folder: Path):
     finally:
         holder.terminate()
         holder.wait(timeout=30)
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable_and_exit_code_2(env):
+    """The installed `kb` command checks every setting before it does anything."""
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("kb")), "stats"],
+        env={**env, "KB_CHUNK_WORDS": "0"}, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == ["Error: KB_CHUNK_WORDS=0: must be >= 10"]
+    assert result.stdout == ""
+
+
+def test_an_endpoint_without_a_key_gives_llm_answers(env, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # keyless, like Ollama or vLLM; never called
+    stats = json.loads(run("stats", "--json").stdout)
+    assert stats["answer_mode"] == "llm"

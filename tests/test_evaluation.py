@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -189,7 +188,7 @@ def write_question_set(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_question_sets_score_pages_nearby_pages_and_documents(tmp_path: Path, settings):
     questions, files = write_question_set(tmp_path)
-    report = evaluate_questions(questions, files, replace(settings, chunk_words=10))
+    report = evaluate_questions(questions, files, settings.replace(chunk_words=10))
     hits = report["hits"]
     assert hits["page"] == {"questions": 2, "hit@1": 0.5, "hit@3": 0.5, "hit@5": 0.5, "hit@10": 0.5}
     assert hits["page±1"] == {"questions": 2, "hit@1": 1.0, "hit@3": 1.0, "hit@5": 1.0, "hit@10": 1.0}
@@ -280,7 +279,7 @@ def test_hybrid_mode_on_the_tiny_model_reports_keyword_mode_beside_it(tmp_path: 
     (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items()))
     (folder / "qrels" / "test.tsv").write_text("".join(f"{q}\t{d}\t1\n" for q, d in qrels.items()))
     model = build_tiny_model(tmp_path / "model")
-    dense = replace(settings, embedding=f"fastembed:{MODEL_NAME}", embedding_path=str(model))
+    dense = settings.replace(embedding=f"fastembed:{MODEL_NAME}", embedding_path=str(model))
 
     report = evaluate_beir(folder, dense, mode="hybrid")
 

@@ -79,7 +79,7 @@ def build_llm(settings: Settings, max_retries: int = 2) -> BaseChatModel:
     """The chat model behind OPENAI_BASE_URL (OpenAI itself when empty); the client retries with backoff."""
     return ChatOpenAI(
         model=settings.llm_model,
-        api_key=SecretStr(settings.openai_api_key or "not-needed"),  # keyless local servers still need a non-empty key
+        api_key=SecretStr(settings.openai_key),  # a placeholder for keyless local servers, which still need a non-empty key
         base_url=settings.openai_base_url or None,
         timeout=settings.timeout_s,
         max_retries=max_retries,

@@ -321,7 +321,7 @@ def connect(settings: Settings) -> ServerIndexStore:
     """The store on the server KB_QDRANT_URL names; no request is made until it is used."""
     client = QdrantClient(
         url=settings.qdrant_url,
-        api_key=settings.qdrant_api_key or None,
+        api_key=settings.qdrant_api_key.get_secret_value() or None,
         timeout=math.ceil(settings.timeout_s),
         check_compatibility=False,  # it would call the server while constructing, outside our error handling
     )
