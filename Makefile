@@ -23,6 +23,7 @@ run: install
 	$(BIN)/streamlit run streamlit_app.py --server.address $(HOST) --server.port $(PORT)
 
 test: install browser ocr
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 # Headless Chromium for tests/test_browser.py, from Debian (Playwright cannot download its own browser
