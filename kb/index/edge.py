@@ -22,24 +22,8 @@ from typing import Any
 import qdrant_edge as edge
 
 from kb.errors import IndexLocked, IndexUnavailable
-from kb.index.base import (
-    DENSE,
-    SCROLL_PAGE,
-    SPARSE,
-    FilterVocabulary,
-    IndexedChunk,
-    IndexSpec,
-    Query,
-    SearchFilter,
-    chunk_from_payload,
-    chunk_to_payload,
-    point_id,
-    point_vectors,
-    query_vector_name,
-    scroll_payloads,
-    search_filter,
-    versions_by_document,
-)
+from kb.index import base
+from kb.index.base import DENSE, SCROLL_PAGE, SPARSE, FilterVocabulary, IndexedChunk, IndexSpec, Query, SearchFilter
 from kb.records import Chunk, SparseVector
 from kb.storage import ensure_free_space, no_space
 
@@ -90,7 +74,7 @@ class EdgeIndex:
     def replace_document(self, doc_id: str, version: int, items: list[IndexedChunk]) -> None:
         self.upsert(items)
         # new chunks first, then the rest of the document, so it never vanishes from search midway
-        keep = edge.HasIdCondition({point_id(i.chunk.chunk_id) for i in items})
+        keep = edge.HasIdCondition({base.point_id(i.chunk.chunk_id) for i in items})
         stale = edge.Filter(must=[_edge_match("doc_id", doc_id)], must_not=[keep])
         self._shard.update(edge.UpdateOperation.delete_points_by_filter(stale))
 
@@ -98,8 +82,8 @@ class EdgeIndex:
         # a full disk under the shard's memory-mapped files kills the process (SIGBUS): refuse in time
         ensure_free_space(self.path, len(items) * _point_bytes(self.spec))
         points = [
-            edge.Point(point_id(i.chunk.chunk_id), point_vectors(i, self.spec, edge.SparseVector),
-                       chunk_to_payload(i.chunk))
+            edge.Point(base.point_id(i.chunk.chunk_id), base.point_vectors(i, self.spec, edge.SparseVector),
+                       base.chunk_to_payload(i.chunk))
             for i in items
         ]
         if points:
@@ -142,12 +126,13 @@ class EdgeIndex:
         self._shard.update(edge.UpdateOperation.set_payload_by_filter(document, {"groups": list(groups)}))
 
     def search_ids(self, query: Query, limit: int, flt: SearchFilter | None = None) -> list[tuple[str, float]]:
-        name = query_vector_name(self.spec, query, flt)
+        name = base.query_vector_name(self.spec, query, flt)
         if name is None:
             return []
         vector = edge.SparseVector(query.indices, query.values) if isinstance(query, SparseVector) else query
         request = edge.QueryRequest(
-            limit=limit, query=edge.Query.Nearest(vector, using=name), filter=search_filter(flt, EDGE_FILTERS), params=_SEARCH
+            limit=limit, query=edge.Query.Nearest(vector, using=name), filter=base.search_filter(flt, EDGE_FILTERS),
+            params=_SEARCH,
         )
         return [(str(p.id), p.score) for p in self._shard.query(request)]
 
@@ -155,13 +140,13 @@ class EdgeIndex:
         if not point_ids:
             return {}
         records = self._shard.retrieve(list[int | uuid.UUID | str](point_ids), True, False)
-        return {str(r.id): chunk_from_payload(r.payload or {}) for r in records}
+        return {str(r.id): base.chunk_from_payload(r.payload or {}) for r in records}
 
     def count(self) -> int:
         return self._shard.count(edge.CountRequest(exact=True))
 
     def document_versions(self) -> dict[str, set[int]]:
-        return versions_by_document(self._payloads(["doc_id", "version"]))
+        return base.versions_by_document(self._payloads(["doc_id", "version"]))
 
     def _payloads(self, keys: list[str]) -> Iterator[dict[str, Any]]:
         def page(offset: Any) -> tuple[list[Any], Any]:
@@ -169,7 +154,7 @@ class EdgeIndex:
                 offset=offset, limit=SCROLL_PAGE, with_payload=edge.PayloadSelector.Include(keys), with_vector=False
             ))
 
-        return scroll_payloads(page)
+        return base.scroll_payloads(page)
 
     def close(self) -> None:
         """Flush and release the shard. A flush that fails (the disk filled up under another process's

@@ -29,24 +29,8 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from kb.config import Settings
 from kb.errors import IndexUnavailable
-from kb.index.base import (
-    DENSE,
-    SCROLL_PAGE,
-    SPARSE,
-    FilterVocabulary,
-    IndexedChunk,
-    IndexSpec,
-    Query,
-    SearchFilter,
-    chunk_from_payload,
-    chunk_to_payload,
-    point_id,
-    point_vectors,
-    query_vector_name,
-    scroll_payloads,
-    search_filter,
-    versions_by_document,
-)
+from kb.index import base
+from kb.index.base import DENSE, SCROLL_PAGE, SPARSE, FilterVocabulary, IndexedChunk, IndexSpec, Query, SearchFilter
 from kb.records import Chunk, SparseVector
 
 _SPEC_KEY = "kb_index_spec"  # collection metadata key holding the IndexSpec
@@ -165,9 +149,9 @@ class ServerIndex:
     def _points(self, items: list[IndexedChunk]) -> list[models.PointStruct]:
         return [
             models.PointStruct(
-                id=point_id(i.chunk.chunk_id),
-                vector=point_vectors(i, self.spec, models.SparseVector),
-                payload=chunk_to_payload(i.chunk),
+                id=base.point_id(i.chunk.chunk_id),
+                vector=base.point_vectors(i, self.spec, models.SparseVector),
+                payload=base.chunk_to_payload(i.chunk),
             )
             for i in items
         ]
@@ -181,7 +165,7 @@ class ServerIndex:
         self._request(lambda: self._client.set_payload(self.collection, {"groups": list(groups)}, points=document))
 
     def search_ids(self, query: Query, limit: int, flt: SearchFilter | None = None) -> list[tuple[str, float]]:
-        name = query_vector_name(self.spec, query, flt)
+        name = base.query_vector_name(self.spec, query, flt)
         if name is None:
             return []
         vector: models.SparseVector | list[float] = (
@@ -189,7 +173,8 @@ class ServerIndex:
         )
         result = self._request(
             lambda: self._client.query_points(
-                self.collection, query=vector, using=name, query_filter=search_filter(flt, SERVER_FILTERS), limit=limit,
+                self.collection, query=vector, using=name, query_filter=base.search_filter(flt, SERVER_FILTERS),
+                limit=limit,
                 with_payload=False,
             )
         )
@@ -199,7 +184,7 @@ class ServerIndex:
         if not point_ids:
             return {}
         records = self._request(lambda: self._client.retrieve(self.collection, point_ids, with_payload=True))
-        return {str(r.id): chunk_from_payload(r.payload or {}) for r in records}
+        return {str(r.id): base.chunk_from_payload(r.payload or {}) for r in records}
 
     def count(self) -> int:
         return self._request(lambda: self._client.count(self.collection, exact=True)).count
@@ -209,7 +194,7 @@ class ServerIndex:
         return 0  # the server runs its optimizers by itself
 
     def document_versions(self) -> dict[str, set[int]]:
-        return versions_by_document(self._payloads(["doc_id", "version"]))
+        return base.versions_by_document(self._payloads(["doc_id", "version"]))
 
     def _payloads(self, keys: list[str]) -> Iterator[dict[str, Any]]:
         def page(offset: Any) -> tuple[list[Any], Any]:
@@ -217,7 +202,7 @@ class ServerIndex:
                 self.collection, limit=SCROLL_PAGE, offset=offset, with_payload=keys, with_vectors=False
             ))
 
-        return scroll_payloads(page)
+        return base.scroll_payloads(page)
 
     def close(self) -> None:
         """Nothing to release: the client belongs to the store."""
