@@ -213,11 +213,17 @@ def describe(exc: ValidationError) -> str:
         field = Settings.model_fields.get(ENV_TO_FIELD.get(key, key))
         name = env_name(field) if field else key
         bounds = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in error.get("ctx", {}).items()}
-        reason = _REASONS.get(error["type"], error["msg"]).format(**bounds)
+        reason = _REASONS[error["type"]].format(**bounds) if error["type"] in _REASONS else error["msg"]
         secret = field is not None and field.annotation is SecretStr
-        shown = name if secret or error["type"] == "extra_forbidden" else f"{name}={error.get('input')}"
+        shown = name if secret or error["type"] == "extra_forbidden" else f"{name}={_one_line(error.get('input'))}"
         parts.append(f"{shown}: {reason}")
     return "; ".join(parts)
+
+
+def _one_line(value: Any) -> str:
+    """A value as typed, quoted only when it would be unclear or break the line (spaces, newlines)."""
+    text = str(value)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
 
 
 class VariablesSource(PydanticBaseSettingsSource):
