@@ -41,9 +41,8 @@ def where(passage: Passage) -> str:
     """file · page · section, as escaped HTML."""
     chunk = passage.chunk
     parts = [html.escape(chunk.source)]
-    if chunk.page_start is not None:
-        last = chunk.page_end or chunk.page_start
-        parts.append(f"page {chunk.page_start}" if last == chunk.page_start else f"pages {chunk.page_start}–{last}")
+    if passage.pages is not None:
+        parts.append(passage.page_label())
     if chunk.section:
         parts.append(f"§ {html.escape(chunk.section)}")
     return " · ".join(parts)

@@ -96,9 +96,6 @@ def say_mode(kb: KnowledgeBase) -> None:
 
 
 def where(passage: Passage) -> str:
-    chunk = passage.chunk
-    if chunk.page_start is None:
-        return ""
-    if chunk.page_end and chunk.page_end != chunk.page_start:
-        return f", pages {chunk.page_start}-{chunk.page_end}"
-    return f", page {chunk.page_start}"
+    """", p. 3" or ", pp. 3–4, match on p. 4" after a file name ("" without pages)."""
+    label = passage.page_label()
+    return f", {label}" if label else ""
