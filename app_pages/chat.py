@@ -41,8 +41,8 @@ def where(passage: Passage) -> str:
     """file · page · section, as escaped HTML."""
     chunk = passage.chunk
     parts = [html.escape(chunk.source)]
-    if chunk.pages_label:
-        parts.append(chunk.pages_label)
+    if passage.pages is not None:
+        parts.append(passage.page_label())
     if chunk.section:
         parts.append(f"§ {html.escape(chunk.section)}")
     return " · ".join(parts)

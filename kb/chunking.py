@@ -111,6 +111,10 @@ def iter_chunks(
         members = window.units(start, end)
         pages = [unit.page for unit in members if unit.page is not None]
         body = next((unit for unit in members if not unit.is_heading), members[-1])
+        page_starts: list[tuple[int, int]] = []
+        for unit in members:
+            if unit.page is not None and (not page_starts or unit.page != page_starts[-1][1]):
+                page_starts.append((unit.start - members[0].start, unit.page))
         yield Chunk(
             chunk_id=f"{doc_id}:{version}:{seq}",
             doc_id=doc_id,
@@ -125,6 +129,7 @@ def iter_chunks(
             char_start=members[0].start,
             char_end=members[-1].end,
             groups=tuple(groups),
+            page_starts=tuple(page_starts),
         )
         seq += 1
         window.drop_before(end)

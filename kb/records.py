@@ -61,6 +61,18 @@ class Chunk:
     char_start: int = 0  # offsets into the document's extracted text
     char_end: int = 0
     groups: tuple[str, ...] = ()  # who may see it; empty means everyone
+    # Where each page starts inside `text`: (offset, page), the first at offset 0; empty when the format
+    # has no pages. A chunk crossing pages 12-13 says which of its words stand on page 13.
+    page_starts: tuple[tuple[int, int], ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        """The page the character at `offset` of `text` stands on."""
+        page = self.page_start
+        for start, number in self.page_starts:
+            if start > offset:
+                break
+            page = number
+        return page
 
     @property
     def indexed_text(self) -> str:
@@ -96,6 +108,30 @@ class Passage:
     chunk: Chunk
     score: float
     rank: int
+    match_page: int | None = None  # the page holding most of the query's matched words, when known
+
+    @property
+    def page(self) -> int | None:
+        """Where the match lies: the page of most matched words, else the chunk's first page."""
+        return self.match_page if self.match_page is not None else self.chunk.page_start
+
+    @property
+    def pages(self) -> tuple[int, int] | None:
+        """[first, last] page the passage spans (None for formats without pages)."""
+        chunk = self.chunk
+        if chunk.page_start is None:
+            return None
+        return chunk.page_start, chunk.page_end or chunk.page_start
+
+    def page_label(self, found: str = "match") -> str:
+        """"p. 13", or "pp. 12–13, match on p. 13" for a passage across pages ("" without pages)."""
+        if self.pages is None:
+            return ""
+        first, last = self.pages
+        if first == last:
+            return f"p. {first}"
+        label = f"pp. {first}–{last}"
+        return label + (f", {found} on p. {self.match_page}" if self.match_page is not None else "")
 
 
 @dataclass(frozen=True)

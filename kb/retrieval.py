@@ -10,6 +10,7 @@ replaced, chunks of its old version can still sit in the index; they are dropped
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Callable, Literal, TypeVar
 
@@ -71,7 +72,11 @@ class Retriever:
         if self._is_current is not None and hits:
             current = self._is_current([chunk for chunk, _ in hits], flt)
             hits = [hit for hit, keep in zip(hits, current) if keep]
-        return [Passage(chunk, score, rank) for rank, (chunk, score) in enumerate(hits[:k], start=1)]
+        terms = set(sparse.indices) or set(self._sparse.encode_query(query).indices)
+        return [
+            Passage(chunk, score, rank, match_page=matched_page(chunk, terms, self._sparse.query_terms))
+            for rank, (chunk, score) in enumerate(hits[:k], start=1)
+        ]
 
     def _embed(self, query: str) -> list[float] | None:
         """The dense query vector; if the embedding model fails (a remote endpoint is down), keywords only."""
@@ -82,6 +87,31 @@ class Retriever:
         except Exception as exc:
             log.warning("dense embedding failed, searching by keywords only: %s", exc)
             return None
+
+
+_WORD = re.compile(r"\w+(?:['’]\w+)*")
+
+
+def matched_page(chunk: Chunk, terms: set[int], terms_of: Callable[[str], set[int]]) -> int | None:
+    """The page of a chunk that holds most of the query's matched words (ties: the earlier page).
+
+    A chunk crossing pages 12-13 that matches on 13 is cited as page 13, not as the page it starts
+    on; None when the chunk spans at most one page (its page says it all)."""
+    if len(chunk.page_starts) < 2 or not terms:
+        return None
+    counts: dict[int, int] = {}
+    matches: dict[str, bool] = {}  # a passage repeats its words: analyse each once
+    for word in _WORD.finditer(chunk.text):
+        key = word.group(0).lower()
+        if key not in matches:
+            matches[key] = bool(terms_of(key) & terms)
+        if matches[key]:
+            page = chunk.page_at(word.start())
+            if page is not None:
+                counts[page] = counts.get(page, 0) + 1
+    if not counts:
+        return None
+    return min(counts, key=lambda page: (-counts[page], page))
 
 
 Key = TypeVar("Key", bound=Hashable)

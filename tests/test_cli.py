@@ -66,7 +66,7 @@ def test_search_json_shape_and_batch(env, folder: Path, tmp_path: Path):
     run("ingest", str(folder))
     result = run("search", "annual leave request", "-k", "2", "--json")
     rows = json.loads(result.stdout)
-    assert rows[0].keys() == {"rank", "score", "doc_id", "chunk_id", "source", "page", "text"}
+    assert rows[0].keys() == {"rank", "score", "doc_id", "chunk_id", "source", "page", "pages", "text"}
     assert rows[0]["rank"] == 1 and rows[0]["source"] == "hr/leave.md" and rows[0]["page"] is None
 
     batch = tmp_path / "queries.jsonl"
@@ -87,7 +87,7 @@ def test_ask_json_shape(env, folder: Path):
     assert data.keys() == {"answer", "mode", "citations"}
     assert data["mode"] == "extractive"
     citation = data["citations"][0]
-    assert citation.keys() == {"n", "doc_id", "chunk_id", "source", "page", "text", "score"}
+    assert citation.keys() == {"n", "doc_id", "chunk_id", "source", "page", "pages", "text", "score"}
     assert f"[{citation['n']}]" in data["answer"] and citation["source"] == "hr/leave.md"
 
 

@@ -162,3 +162,23 @@ def test_a_failing_dense_model_falls_back_to_keywords(caplog):
     [call] = index.calls
     assert isinstance(call["query"], SparseVector) and call["query"].indices
     assert "keywords only" in caplog.text
+
+
+def test_a_passage_across_pages_is_cited_at_the_page_its_match_stands_on():
+    from kb.embedding import Bm25Encoder
+    from kb.records import Chunk, Passage
+    from kb.retrieval import matched_page
+
+    text = "Annual leave is requested in the portal.\n\nPart-time staff accrue leave pro rata, part-time rules apply."
+    second = text.index("Part-time")
+    crossing = Chunk("d:1:0", "d", 1, 0, "hr.pdf", text, page_start=12, page_end=13,
+                     page_starts=((0, 12), (second, 13)))
+    bm25 = Bm25Encoder(avg_len=10)
+    terms = set(bm25.encode_query("part-time staff").indices)
+    assert matched_page(crossing, terms, bm25.query_terms) == 13
+    assert matched_page(crossing, set(bm25.encode_query("annual leave portal").indices), bm25.query_terms) == 12
+    passage = Passage(crossing, 1.0, 1, match_page=13)
+    assert (passage.page, passage.pages) == (13, (12, 13))
+    assert passage.page_label() == "pp. 12–13, match on p. 13"
+    single = Chunk("d:1:1", "d", 1, 1, "hr.pdf", "x", page_start=4, page_end=4, page_starts=((0, 4),))
+    assert Passage(single, 1.0, 1).page_label() == "p. 4" and Passage(single, 1.0, 1).page == 4

@@ -96,5 +96,6 @@ def say_mode(kb: KnowledgeBase) -> None:
 
 
 def where(passage: Passage) -> str:
-    pages = passage.chunk.pages_label
-    return f", {pages}" if pages else ""
+    """", p. 3" or ", pp. 3–4, match on p. 4" after a file name ("" without pages)."""
+    label = passage.page_label()
+    return f", {label}" if label else ""

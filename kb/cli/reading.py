@@ -19,7 +19,8 @@ def passage_json(passage: Passage) -> dict[str, Any]:
         "doc_id": chunk.doc_id,
         "chunk_id": chunk.chunk_id,
         "source": chunk.source,
-        "page": chunk.page_start,
+        "page": passage.page,
+        "pages": list(passage.pages) if passage.pages else None,
         "text": chunk.text,
     }
 
@@ -75,7 +76,8 @@ def answer_json(answer: Answer) -> dict[str, Any]:
                 "doc_id": c.passage.chunk.doc_id,
                 "chunk_id": c.passage.chunk.chunk_id,
                 "source": c.passage.chunk.source,
-                "page": c.passage.chunk.page_start,
+                "page": c.passage.page,
+                "pages": list(c.passage.pages) if c.passage.pages else None,
                 "text": c.passage.chunk.text,
                 "score": round(c.passage.score, 6),
             }
