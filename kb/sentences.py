@@ -9,7 +9,7 @@ Two other splitters in kb do a different job and keep their own rules on purpose
 - kb.chunking (SENTENCE_END) cuts a document into the units chunks are built from: it also breaks before a
   lower-case word, after '…', at CJK full stops and at every line end, and its cuts fix chunk boundaries
   (so changing it would change every indexed chunk);
-- kb.parsing (SENTENCE_BOUNDARY) only counts sentences for unstructured's text classifier, which has
+- kb.parsing.partition (SENTENCE_BOUNDARY) only counts sentences for unstructured's text classifier, which has
   always been fed every '.', '!' or '?' followed by whitespace; another count could reclassify elements.
 """
 
