@@ -15,7 +15,7 @@ from qdrant_edge import Bm25, Bm25Config
 from qdrant_edge import SparseVector as EdgeSparseVector
 
 from kb.config import Settings
-from kb.errors import EmbeddingUnavailable
+from kb.errors import EmbeddingUnavailable, first_line
 from kb.records import SparseVector
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def _load_fastembed(name: str, cache_dir: Path, local_path: Path | None) -> Text
             )
         except Exception as exc:  # fastembed raises ValueError, onnxruntime its own errors
             raise EmbeddingUnavailable(
-                f"embedding model {name} could not be loaded from {local_path}: {_one_line(exc)}"
+                f"embedding model {name} could not be loaded from {local_path}: {first_line(exc)}"
             ) from exc
 
     description = _known_model(name)
@@ -226,17 +226,12 @@ class OpenAIEmbedder:
             response = self._client.embeddings.create(model=self._model, input=texts, encoding_format="float")
         except openai.OpenAIError as exc:
             raise EmbeddingUnavailable(
-                f"embedding with {self._model} at {self._where} failed: {_one_line(exc)}"
+                f"embedding with {self._model} at {self._where} failed: {first_line(exc)}"
             ) from exc
         vectors = [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
         if self._dim is None and vectors:
             self._dim = len(vectors[0])
         return vectors
-
-
-def _one_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def make_dense_embedder(settings: Settings) -> DenseEmbedder | None:

@@ -20,6 +20,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
 from kb.answering.citations import MARKER, NOT_FOUND
+from kb.errors import first_line
 from kb.records import Passage
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def describe_llm_error(exc: Exception) -> str:
         return f"the server answered HTTP {exc.status_code}"
     if isinstance(exc, (openai.APIConnectionError, httpx.TransportError)):
         return "cannot connect to it"
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return first_line(exc)
 
 
 # --- follow-up questions ---------------------------------------------------------------------------
