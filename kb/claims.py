@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
+from kb.records import Claim
 from kb.sentences import sentence_spans
 
 # The share of a claim's content words a cited passage must hold. bench/claims_check.py on XQuAD at 0.5:
@@ -38,17 +38,6 @@ _STOP = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Claim:
-    """One cited sentence of an answer and the outcome of checking it against its passages."""
-
-    text: str  # the sentence as shown, markers removed
-    cited: tuple[int, ...]  # the passage numbers [n] it carries
-    supported: bool
-    reason: str  # why it is not supported ("" when it is)
-    support_words: tuple[str, ...]  # the claim's words found in the cited passages (for highlighting)
-    start: int  # where the sentence stands in the answer text (with its markers): [start, end)
-    end: int
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -73,6 +62,9 @@ def check_claims(answer: str, passages: Mapping[int, str], min_share: float = MI
         text = " ".join(MARKER.sub("", sentence).split())
         claims.append(_check(text, cited, [indexed[n] for n in cited if n in indexed], min_share, start, end))
     return claims
+
+
+__all__ = ["MIN_SHARE", "Claim", "check_claims", "split_sentences", "unsupported"]
 
 
 def unsupported(claims: Iterable[Claim]) -> list[Claim]:

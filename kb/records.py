@@ -142,6 +142,19 @@ class Citation:
     passage: Passage
 
 
+@dataclass(frozen=True)
+class Claim:
+    """One cited sentence of an answer and the outcome of checking it against its passages."""
+
+    text: str  # the sentence as shown, markers removed
+    cited: tuple[int, ...]  # the passage numbers [n] it carries
+    supported: bool
+    reason: str  # why it is not supported ("" when it is)
+    support_words: tuple[str, ...]  # the claim's words found in the cited passages (for highlighting)
+    start: int  # where the sentence stands in the answer text (with its markers): [start, end)
+    end: int
+
+
 @dataclass
 class Answer:
     """An answer, the citations it uses (exactly the markers in `text`) and every passage retrieved."""
@@ -151,6 +164,7 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
     found: bool = True  # False when the documents do not hold the answer
+    claims: list[Claim] = field(default_factory=list)  # its cited sentences, checked (kb.claims)
 
 
 @dataclass(frozen=True)

@@ -279,3 +279,22 @@ def test_llm_connection_refused_falls_back_with_the_reason(tmp_path):
 
     assert answer.text.startswith("(The language model is not reachable (cannot connect to it)")
     assert "[1]" in answer.text
+
+
+def test_an_llm_answer_carries_each_cited_sentence_checked_against_its_passage(fake_openai: FakeOpenAI, tmp_path):
+    fake_openai.reply = ("Request annual leave in the HR portal at least two weeks in advance [1]. "
+                         "Your manager decides within 10 working days [1].")
+    llm = build_llm(llm_settings(tmp_path, fake_openai.base_url))
+    answer = Answerer(retriever_over(LEAVE, TRAVEL), QUERY_TERMS, llm, k=2, min_relevance=0.5).ask(
+        "How do I request annual leave?")
+
+    first, second = answer.claims
+    assert first.supported and first.cited == (1,) and "portal" in first.support_words
+    assert not second.supported and second.reason == "10 is not in [1]"
+
+
+def test_extractive_quotes_are_supported_claims(tmp_path):
+    answer = Answerer(retriever_over(LEAVE, TRAVEL), QUERY_TERMS, None, k=2, min_relevance=0.5).ask(
+        "How do I request annual leave?")
+    assert answer.found and answer.claims and all(c.supported for c in answer.claims)
+    assert {n for c in answer.claims for n in c.cited} == {c.n for c in answer.citations}

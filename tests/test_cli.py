@@ -84,11 +84,13 @@ def test_search_json_shape_and_batch(env, folder: Path, tmp_path: Path):
 def test_ask_json_shape(env, folder: Path):
     run("ingest", str(folder))
     data = json.loads(run("ask", "How do I request annual leave?", "--json").stdout)
-    assert data.keys() == {"answer", "mode", "citations"}
+    assert data.keys() == {"answer", "mode", "citations", "claims"}
     assert data["mode"] == "extractive"
     citation = data["citations"][0]
     assert citation.keys() == {"n", "doc_id", "chunk_id", "source", "page", "pages", "text", "score"}
     assert f"[{citation['n']}]" in data["answer"] and citation["source"] == "hr/leave.md"
+    assert data["claims"] and all(c["supported"] and c["reason"] == "" for c in data["claims"])  # quotes
+    assert data["claims"][0].keys() == {"text", "cited", "supported", "reason"}
 
 
 def test_docs_delete_stats_reindex(env, folder: Path):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 from kb.answering.citations import NO_PASSAGES, finalize, says_not_found
 from kb.answering.extractive import QueryTerms, extractive_answer
 from kb.answering.llm import LLM_ERRORS, build_chain, condense_question, describe_llm_error
+from kb.claims import check_claims
 from kb.records import Answer, Passage
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class Answerer:
             yield from self._stream_llm(question, passages, self._llm)
             return
         yield AnswerEvent("token", token=answer.text)
-        yield AnswerEvent("answer", answer=answer)
+        yield AnswerEvent("answer", answer=checked(answer))
 
     def _stream_llm(self, question: str, passages: list[Passage], llm: BaseChatModel) -> Iterator[AnswerEvent]:
         tokens: list[str] = []
@@ -104,12 +105,12 @@ class Answerer:
                     tokens.append(token)
                     yield AnswerEvent("token", token=token)
         except LLM_ERRORS as exc:
-            yield AnswerEvent("answer", answer=self._fallback(question, passages, describe_llm_error(exc)))
+            yield AnswerEvent("answer", answer=checked(self._fallback(question, passages, describe_llm_error(exc))))
             return
         text, citations = finalize("".join(tokens), passages)
         found = not says_not_found(text)  # the model was told to reply with NOT_FOUND when the passages lack it
-        yield AnswerEvent("answer", answer=Answer(text=text, mode="llm", citations=citations, passages=passages,
-                                                  found=found))
+        answer = Answer(text=text, mode="llm", citations=citations, passages=passages, found=found)
+        yield AnswerEvent("answer", answer=checked(answer))
 
     def _fallback(self, question: str, passages: list[Passage], reason: str) -> Answer:
         """The extractive answer, opened by why the language model's answer is missing."""
@@ -118,3 +119,10 @@ class Answerer:
         if not answer.found:
             answer.text = f"{notice}\n\n{answer.text}"
         return answer
+
+
+def checked(answer: Answer) -> Answer:
+    """The answer with each cited sentence checked against the passages its markers point at (kb.claims):
+    whatever wrote it, a model or the extractive quoter, the check is the same."""
+    answer.claims = check_claims(answer.text, {c.n: c.passage.chunk.text for c in answer.citations})
+    return answer

@@ -83,6 +83,10 @@ def answer_json(answer: Answer) -> dict[str, Any]:
             }
             for c in answer.citations
         ],
+        "claims": [
+            {"text": c.text, "cited": list(c.cited), "supported": c.supported, "reason": c.reason}
+            for c in answer.claims
+        ],
     }
 
 
