@@ -324,10 +324,10 @@ def question_hits(questions: list[FileQuestion], shown: list[list[Passage]]) -> 
 
 
 def _on_page(passage: Passage, page: int | None, slack: int) -> bool:
-    chunk = passage.chunk
-    if page is None or chunk.page_start is None:
+    pages = passage.chunk.pages
+    if page is None or pages is None:
         return False
-    return chunk.page_start - slack <= page <= (chunk.page_end or chunk.page_start) + slack
+    return pages[0] - slack <= page <= pages[1] + slack
 
 
 def _latencies(search: Retriever, queries: list[str]) -> dict[str, float]:

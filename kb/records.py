@@ -83,14 +83,23 @@ class Chunk:
         return "\n".join([*head, self.text])
 
     @property
-    def pages_label(self) -> str:
-        """The chunk's pages as a reader writes them: "page 3", "pages 3–4" (an en dash), "" without pages.
-
-        The one spelling, so the answer prompt, the command line and the chat cards agree."""
+    def pages(self) -> tuple[int, int] | None:
+        """[first, last] page the chunk spans (None for formats without pages); labels and page checks read
+        this rather than `page_end`, which may be None for a chunk on one page."""
         if self.page_start is None:
+            return None
+        return self.page_start, self.page_end or self.page_start
+
+    @property
+    def pages_label(self) -> str:
+        """The chunk's pages in words, for the language model's prompt: "page 3", "pages 3–4", "" without pages.
+
+        People see `Passage.page_label` ("p. 3", with the page of the match); the prompt keeps whole words,
+        which is what the model has always been shown (tests/test_answering.py asserts it)."""
+        if self.pages is None:
             return ""
-        last = self.page_end or self.page_start
-        return f"page {self.page_start}" if last == self.page_start else f"pages {self.page_start}–{last}"
+        first, last = self.pages
+        return f"page {first}" if first == last else f"pages {first}–{last}"
 
 
 @dataclass(frozen=True)
@@ -118,10 +127,7 @@ class Passage:
     @property
     def pages(self) -> tuple[int, int] | None:
         """[first, last] page the passage spans (None for formats without pages)."""
-        chunk = self.chunk
-        if chunk.page_start is None:
-            return None
-        return chunk.page_start, chunk.page_end or chunk.page_start
+        return self.chunk.pages
 
     def page_label(self, found: str = "match") -> str:
         """"p. 13", or "pp. 12–13, match on p. 13" for a passage across pages ("" without pages)."""
