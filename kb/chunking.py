@@ -22,7 +22,6 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
-from pathlib import PurePath
 
 from kb.records import Chunk, Element, ParsedFile
 
@@ -52,6 +51,7 @@ class Unit:
     level: int  # heading level of the section the unit belongs to (-1 before the first heading)
     section: str | None  # nearest heading at or above the unit
     is_heading: bool = False
+    path: tuple[str, ...] = ()  # the headings the unit stands under, outermost first (ends with section)
 
 
 def document_text(parsed: ParsedFile) -> str:
@@ -99,10 +99,9 @@ def iter_chunks(
 ) -> Iterator[Chunk]:
     """The chunks `chunk_document` makes, one at a time, reading `elements` only as far as the next one needs.
 
-    `title` is the document's own title (ParsedFile.title); without one the chunks carry the file name's stem.
+    `title` is the document's own title (ParsedFile.title), None when it has none.
     """
     min_words, max_words = round(target_words * 2 / 3), round(target_words * 4 / 3)
-    title = title or PurePath(source).stem
     window = _Window(elements, target_words, max_words)
     seq = 0
     while window.unit(window.base) is not None:
@@ -125,6 +124,7 @@ def iter_chunks(
             page_start=min(pages, default=None),
             page_end=max(pages, default=None),
             section=body.section,
+            headings=body.path,
             title=title,
             char_start=members[0].start,
             char_end=members[-1].end,
@@ -207,12 +207,16 @@ def _iter_units(
 ) -> Iterator[Unit]:
     """The units of `elements` in order; each element's (offset, text) goes into `texts` before its units."""
     section, level, offset = None, -1, 0
+    open_headings: list[tuple[int, str]] = []  # (level, text) of the headings above, outermost first
     for element in elements:
         text = element_text(element)
         texts.append((offset, text))
         is_heading = element.kind == "title" and _at_most(text, max_words)  # else it is no heading
         if is_heading:
             section, level = text, element.level
+            while open_headings and open_headings[-1][0] >= level:
+                open_headings.pop()
+            open_headings.append((level, text))
             spans: Iterable[tuple[int, int, int, int]] = [(0, len(text), count_words(text), SECTION)]
         else:
             spans = _body_spans(text, element.kind == "table", target_words, max_words)
@@ -226,6 +230,7 @@ def _iter_units(
                 level=level,
                 section=section,
                 is_heading=is_heading,
+                path=tuple(heading for _, heading in open_headings),
             )
         offset += len(text) + len(SEPARATOR)
 

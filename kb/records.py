@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Literal
 
 from kb.errors import ParseError  # noqa: F401  (re-exported: the records a parse produces, and its error)
+
+NAME_SEPARATORS = re.compile(r"[\s_\-.+]+")
+
+
+def document_name(source: str) -> str:
+    """A document's name as words, from its path: "hr/leave_policy-2024.pdf" -> "hr leave policy 2024"."""
+    path = PurePosixPath(source.replace("\\", "/"))
+    parts = [*path.parent.parts, path.stem] if path.suffix else list(path.parts)
+    return " ".join(word for part in parts if (word := NAME_SEPARATORS.sub(" ", part).strip()) and word != "/")
+
 
 ElementKind = Literal["title", "text", "list_item", "table"]
 
@@ -57,13 +69,25 @@ class Chunk:
     page_start: int | None = None  # 1-based
     page_end: int | None = None  # equals page_start unless the chunk crosses pages
     section: str | None = None  # nearest heading above the chunk
-    title: str | None = None  # document title
+    title: str | None = None  # the document's real title (kb.parsing.titles), None when it has none
     char_start: int = 0  # offsets into the document's extracted text
     char_end: int = 0
     groups: tuple[str, ...] = ()  # who may see it; empty means everyone
     # Where each page starts inside `text`: (offset, page), the first at offset 0; empty when the format
     # has no pages. A chunk crossing pages 12-13 says which of its words stand on page 13.
     page_starts: tuple[tuple[int, int], ...] = ()
+    headings: tuple[str, ...] = ()  # the section path: headings above the chunk, outermost first
+
+    @property
+    def context(self) -> str:
+        """The chunk's document context, one line: the document's name from its path, its title and the
+        section path, each said once. Indexed with the passage (`indexed_text`), never shown as part of it:
+        a 10-Q's page says "the Company", its name says "2023 Q3 AAPL"."""
+        parts: list[str] = []
+        for part in (document_name(self.source), self.title, *(self.headings or [self.section or ""])):
+            if part and part.casefold() not in {seen.casefold() for seen in parts}:
+                parts.append(part)
+        return " · ".join(parts)
 
     def page_at(self, offset: int) -> int | None:
         """The page the character at `offset` of `text` stands on."""
@@ -76,11 +100,8 @@ class Chunk:
 
     @property
     def indexed_text(self) -> str:
-        """The text that is embedded: title and section heading first, so a passage matches its context."""
-        head = [part for part in (self.title, self.section) if part]
-        if self.section and self.title and self.section == self.title:
-            head = [self.title]
-        return "\n".join([*head, self.text])
+        """The text that is embedded and keyword-indexed: the context line, then the passage."""
+        return f"{self.context}\n{self.text}" if self.context else self.text
 
     @property
     def pages(self) -> tuple[int, int] | None:

@@ -173,10 +173,29 @@ def test_identity_title_and_groups() -> None:
     assert [c.chunk_id for c in chunks] == [f"doc:3:{i}" for i in range(len(chunks))]
     assert [c.seq for c in chunks] == list(range(len(chunks)))
     assert {(c.doc_id, c.version, c.source, c.title, c.groups, c.section) for c in chunks} == {
-        ("doc", 3, "policies/leave.md", "leave", ("hr", "managers"), None)
+        ("doc", 3, "policies/leave.md", None, ("hr", "managers"), None)
     }
+    assert chunks[0].context == "policies leave"  # the name from the path stands in for a missing title
     titled = chunk(ParsedFile(elements=[Element("Text.")], title="Leave Policy"))
     assert titled[0].title == "Leave Policy"
+
+
+def test_chunks_carry_their_section_path_and_a_context_line() -> None:
+    elements = [
+        Element("Benefits", kind="title", level=0),
+        Element("Health", kind="title", level=1),
+        Element("Dental cover starts after one month."),
+        Element("Conduct", kind="title", level=0),
+        Element("Be kind."),
+    ]
+    chunks = chunk(ParsedFile(elements=elements, title="Staff Handbook"), target_words=5)
+    by_text = {c.text.splitlines()[-1]: c for c in chunks}
+    dental = by_text["Dental cover starts after one month."]
+    assert dental.headings == ("Benefits", "Health")
+    assert dental.context == "policies leave · Staff Handbook · Benefits · Health"
+    assert by_text["Be kind."].headings == ("Conduct",)  # a heading of the same level replaces the path
+    assert dental.indexed_text == dental.context + "\n" + dental.text
+    assert "Staff Handbook" not in dental.text  # display stays the passage itself
 
 
 def test_list_items_stay_on_their_own_lines() -> None:
@@ -254,9 +273,10 @@ def random_document(rng: random.Random) -> ParsedFile:
 
 
 def without_page_starts(chunks: list) -> list:
-    """Chunks as the reference (written before chunks kept their page starts) makes them; the page
-    starts are checked on their own (test_a_chunk_knows_where_each_of_its_pages_starts)."""
-    return [dataclasses.replace(c, page_starts=()) for c in chunks]
+    """Chunks as the reference (written before chunks kept their page starts and section paths, and when
+    a missing title became the file's stem) makes them; those are checked on their own
+    (test_a_chunk_knows_where_each_of_its_pages_starts, test_chunks_carry_their_section_path_and_a_context_line)."""
+    return [dataclasses.replace(c, page_starts=(), headings=(), title=c.title or "leave") for c in chunks]
 
 
 def reference_chunks(parsed: ParsedFile, target_words: int, groups: tuple[str, ...] = ()) -> list:

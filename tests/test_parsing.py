@@ -13,7 +13,9 @@ import pytest
 from kb.chunking import chunk_document, count_words
 from kb.parsing import decode_text, detect, detect_type, parse_file, partition
 from kb.parsing.delimited import TABLE_PART_WORDS
-from kb.records import ParseError
+from kb.parsing.pdf import running_title
+from kb.parsing.titles import fallback_title, real_title
+from kb.records import Element, ParseError, document_name
 
 BODY = (  # a paragraph as a PDF lays it out: full lines, then a short last one
     "Employees accrue paid leave every month and may carry unused days into the next calendar year",
@@ -698,3 +700,38 @@ def test_big_text_is_read_a_block_at_a_time_with_the_same_elements(tmp_path: Pat
     monkeypatch.setattr(partition, "BLOCK_CHARS", 300)
     assert len(list(partition.text_blocks(path.read_text(), name.split(".")[1], 300))) > 10
     assert parse_file(path, name) == whole
+
+
+@pytest.mark.parametrize(
+    "raw", ["0000320193-23-000064", "Microsoft Word - leave.docx", "untitled", "Document1", "PowerPoint Presentation",
+            "report.pdf", "", "   ", "x" * 300],
+)
+def test_identifiers_file_names_and_placeholders_are_not_titles(raw: str) -> None:
+    assert real_title(raw) is None
+
+
+def test_a_real_title_is_kept_and_a_tool_prefix_dropped() -> None:
+    assert real_title("Microsoft Word - Leave Policy 2024") == "Leave Policy 2024"
+    assert real_title("  Apple Inc.   Form 10-Q ") == "Apple Inc. Form 10-Q"
+
+
+def test_the_fallback_title_is_the_first_heading_of_page_one_else_its_first_line() -> None:
+    headed = [Element("Welcome to the handbook, read on."), Element("Travel Policy", kind="title"), Element("Text.")]
+    assert fallback_title(headed) == "Travel Policy"
+    later = [Element("Staff Handbook\nEdition 3", page=1), Element("Leave", kind="title", page=2)]
+    assert fallback_title(later) == "Staff Handbook"  # a heading on page 2 is a section, not the title
+    sentence = [Element(" ".join(["word"] * 40))]
+    assert fallback_title(sentence) is None
+
+
+def test_a_running_header_names_the_document_without_its_page_number() -> None:
+    bodies = ["Revenue rose.", "Costs fell.", "Risks remain.", "Cash grew.", "Debt paid."]
+    pages = [[f"Apple Inc. | Q3 2022 Form 10-Q | {n}", body, f"{n}"] for n, body in enumerate(bodies, 1)]
+    assert running_title(pages) == "Apple Inc. | Q3 2022 Form 10-Q"
+    contents = [["Table of Contents", body] for body in bodies]
+    assert running_title(contents) is None
+
+
+def test_a_documents_name_comes_from_its_path() -> None:
+    assert document_name("hr/leave_policy-2024.pdf") == "hr leave policy 2024"
+    assert document_name("C:\\Users\\a\\Q3 report.docx") == "C: Users a Q3 report"

@@ -3,7 +3,7 @@
 from kb.embedding import Bm25Encoder
 from kb.index import SearchFilter
 from kb.records import Chunk, SparseVector
-from kb.retrieval import SUPERSEDED_HEADROOM, Retriever, fuse
+from kb.retrieval import MIN_CANDIDATES, Retriever, diversified, fuse
 
 
 def chunk(doc_id: str, version: int, seq: int, text: str = "Annual leave is requested in the HR portal.") -> Chunk:
@@ -53,7 +53,8 @@ def test_drops_chunks_of_superseded_versions_and_ranks_from_one():
 
     assert [p.chunk.chunk_id for p in passages] == ["leave:2:0", "travel:1:0", "leave:2:1"]
     assert [p.rank for p in passages] == [1, 2, 3]
-    assert [p.score for p in passages] == [8.0, 7.0, 5.0]
+    # re-ranked scores (`diversified`): own score over the best, plus document evidence, repeats halved
+    assert [round(p.score, 4) for p in passages] == [1.0, 0.8696, 0.3688]
     assert index.calls[0]["limit"] > 3  # room for the dropped chunks
 
 
@@ -82,8 +83,11 @@ def test_hybrid_mode_searches_by_keywords_and_by_meaning_and_fuses_them():
     keywords, meaning = index.calls
     assert isinstance(keywords["query"], SparseVector) and meaning["query"] == FakeDense().embed_query("annual leave")
     assert keywords["flt"] == meaning["flt"] == flt and keywords["limit"] >= 50  # depth before fusion
-    # normalised: leave 1 + 0, sick 0 + 0.875, pension 0 (absent from keywords) + 1, halved
-    assert [(p.chunk.doc_id, round(p.score, 4)) for p in passages] == [("leave", 0.5), ("pension", 0.5), ("sick", 0.4375)]
+    # normalised: leave 1 + 0, sick 0 + 0.875, pension 0 (absent from keywords) + 1, halved...
+    fused = fuse(index.hits, index.dense_hits, 0.5)
+    assert [(found.doc_id, round(score, 4)) for found, score in fused] == [("leave", 0.5), ("pension", 0.5), ("sick", 0.4375)]
+    # ...then re-ranked over the best (one passage per document: the document evidence keeps the order)
+    assert [(p.chunk.doc_id, round(p.score, 4)) for p in passages] == [("leave", 1.0), ("pension", 1.0), ("sick", 0.875)]
 
 
 def test_hybrid_mode_reads_only_the_texts_of_the_fused_winners():
@@ -95,7 +99,7 @@ def test_hybrid_mode_reads_only_the_texts_of_the_fused_winners():
     passages = retriever.search("annual leave", k=3)
 
     assert [call["limit"] for call in index.calls] == [50, 50]  # 100 candidates found...
-    assert len(index.fetched) == 3 + SUPERSEDED_HEADROOM  # ...and only the best read
+    assert len(index.fetched) == MIN_CANDIDATES  # ...and only the best read, for re-ranking
     assert [p.chunk.doc_id for p in passages] == ["k0", "d0", "k1"]
 
 
@@ -143,7 +147,7 @@ def test_passages_carry_what_an_answer_cites():
         "page": second.chunk.page_start, "section": second.chunk.section, "score": second.score, "rank": second.rank,
     } == {
         "doc_id": "leave", "chunk_id": "leave:1:1", "source": "leave.md",
-        "page": 2, "section": None, "score": 1.5, "rank": 2,
+        "page": 2, "section": None, "score": 0.36, "rank": 2,
     }
     assert [p.rank for p in passages] == [1, 2]
     assert index.calls[0]["flt"] == SearchFilter(groups=("hr",))
@@ -182,3 +186,21 @@ def test_a_passage_across_pages_is_cited_at_the_page_its_match_stands_on():
     assert passage.page_label() == "pp. 12–13, match on p. 13"
     single = Chunk("d:1:1", "d", 1, 1, "hr.pdf", "x", page_start=4, page_end=4, page_starts=((0, 4),))
     assert Passage(single, 1.0, 1).page_label() == "p. 4" and Passage(single, 1.0, 1).page == 4
+
+
+def test_one_document_does_not_fill_the_list() -> None:
+    crowd = [(chunk("handbook", 1, i), 10.0 - i * 0.1) for i in range(6)]
+    others = [(chunk("faq", 1, 0), 8.0), (chunk("memo", 1, 0), 7.5)]
+    ranked = diversified(crowd + others, 4, document_weight=0.3, decay=0.5)
+    assert [found.doc_id for found, _ in ranked] == ["handbook", "faq", "memo", "handbook"]
+    assert [score for _, score in ranked] == sorted((score for _, score in ranked), reverse=True)
+    # without the decay the one document takes every place
+    assert {found.doc_id for found, _ in diversified(crowd + others, 4, 0.0, 1.0)} == {"handbook"}
+
+
+def test_a_documents_other_matches_lift_its_passage() -> None:
+    # the filing's net-sales table never names the company; its other passages do
+    table, lone = chunk("apple-10q", 1, 0), chunk("intel-10q", 1, 0)
+    hits = [(lone, 10.0), (table, 9.5), (chunk("apple-10q", 1, 1), 9.0), (chunk("apple-10q", 1, 2), 8.0)]
+    assert [found.chunk_id for found, _ in diversified(hits, 2, 0.3, 0.5)] == [table.chunk_id, lone.chunk_id]
+    assert [found.chunk_id for found, _ in diversified(hits, 2, 0.0, 0.5)] == [lone.chunk_id, table.chunk_id]

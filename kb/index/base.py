@@ -126,6 +126,7 @@ def chunk_to_payload(chunk: Chunk) -> dict[str, Any]:
     payload = {name: getattr(chunk, name) for name in _CHUNK_FIELDS}
     payload["groups"] = list(chunk.groups)
     payload["page_starts"] = [list(pair) for pair in chunk.page_starts]
+    payload["headings"] = list(chunk.headings)
     return payload
 
 
@@ -136,6 +137,7 @@ def chunk_from_payload(payload: dict[str, Any]) -> Chunk:
     values = {name: payload[name] for name in _CHUNK_FIELDS if name in payload}
     values["groups"] = tuple(values.get("groups") or ())
     values["page_starts"] = tuple((int(start), int(page)) for start, page in values.get("page_starts") or ())
+    values["headings"] = tuple(values.get("headings") or ())
     return Chunk(**values)
 
 

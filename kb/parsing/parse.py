@@ -14,7 +14,12 @@ from kb.parsing.detect import MIB, damaged, detect_type
 from kb.parsing.partition import partition
 from kb.parsing.pdf import parse_pdf
 from kb.parsing.text import clean_text
+from kb.parsing.titles import fallback_title, real_title
 from kb.records import ParsedFile, ParseError
+
+# A spreadsheet's first heading is a sheet's name, not the workbook's title (it is in the section path).
+UNTITLED_KINDS = {"xlsx", "csv"}
+
 
 def parse_file(path: Path, filename: str | None = None, max_bytes: int | None = None) -> ParsedFile:
     """Parse the file at `path` into elements in reading order. Raises ParseError with a one-line reason."""
@@ -37,5 +42,7 @@ def parse_file(path: Path, filename: str | None = None, max_bytes: int | None = 
     elements = [element for element in elements if element.text]
     if not elements:
         raise ParseError("no text found")
-    title = clean_text(parsed.title) if parsed.title else None
-    return ParsedFile(elements=elements, pages=parsed.pages, title=title or None)
+    title = real_title(clean_text(parsed.title or ""))
+    if title is None and kind not in UNTITLED_KINDS:
+        title = fallback_title(elements)
+    return ParsedFile(elements=elements, pages=parsed.pages, title=title)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
+from kb.parsing.titles import real_title
 from kb.records import Element, ElementKind, ParsedFile, ParseError
 
 # pdfium is not thread-safe: one document at a time per process.
@@ -28,8 +29,11 @@ SYMBOL_BULLET = re.compile(r"^([•●○◦▪▫■□➢►▸‣⁃]\s*|[*\-
 NUMBERED_ITEM = re.compile(r"^\(?(\d{1,2}|[a-zA-Z])[.)]\s+")
 ENDS_CLAUSE = re.compile(r"[.!?:;][\"'”’)\]]*$")
 ENDS_SENTENCE = re.compile(r"[.!?][\"'”’)\]]*$")
-TOOL_TITLE_PREFIX = re.compile(r"^Microsoft (Word|PowerPoint|Excel) - ")
-FILE_NAME_TITLE = re.compile(r"\.(docx?|pdf|pptx?|xlsx?|txt|rtf|odt|indd|tex)$|^untitled", re.IGNORECASE)
+
+PAGE_NUMBER = r"(page\s+)?\d{1,3}(\s+of\s+\d{1,3})?"  # not a year
+PAGE_NUMBER_EDGES = re.compile(rf"^[\s|·•\-–—/]*{PAGE_NUMBER}[\s|·•\-–—/]*(?=\D)|(?<=\D)[\s|·•\-–—/]+{PAGE_NUMBER}[\s|·•\-–—/]*$", re.I)
+NOT_A_TITLE = re.compile(r"^(table of contents|contents|page|continued|confidential|draft|item|part)\b", re.I)
+WORDS = re.compile(r"[^\W\d_]{2,}")
 
 WRAPPED = 0.75  # a line at least this share of the typical line length was wrapped by the layout
 HEADING_MAX_SHARE = 0.6  # a heading is shorter than this share of the typical line
@@ -41,7 +45,7 @@ def parse_pdf(path: Path) -> ParsedFile:
     """Elements of a PDF's text layer, one or more per page, with 1-based page numbers."""
     pages, title = read_pages(path)
     elements = document_elements(pages) or scanned_elements(path, len(pages))
-    return ParsedFile(elements=elements, pages=len(pages), title=title)
+    return ParsedFile(elements=elements, pages=len(pages), title=real_title(title) or running_title(pages))
 
 
 def document_elements(pages: list[list[str]]) -> list[Element]:
@@ -83,7 +87,7 @@ def read_pages(path: Path) -> tuple[list[list[str]], str | None]:
                     failed += 1
             if failed and failed == len(pages):
                 raise ParseError("file is damaged or not a valid PDF")
-            return pages, document_title(document.get_metadata_value("Title"))
+            return pages, document.get_metadata_value("Title") or None  # kb.parsing.titles judges it
         finally:
             document.close()
 
@@ -106,27 +110,45 @@ def page_lines(text: str) -> list[str]:
     return [line for line in lines if line]
 
 
-def document_title(raw: str | None) -> str | None:
-    """The metadata title, unless it is a file name or an authoring tool's placeholder."""
-    title = TOOL_TITLE_PREFIX.sub("", " ".join((raw or "").split()))
-    return None if not title or FILE_NAME_TITLE.search(title) else title
-
-
 def drop_running_lines(pages: list[list[str]]) -> list[list[str]]:
     """Remove lines that recur among the first or last two lines of most pages (digits ignored)."""
+    running = set(running_lines(pages))
+    if not running:
+        return pages
+    return [[ln for i, ln in enumerate(lines) if not (_is_edge(i, lines) and _line_key(ln) in running)] for lines in pages]
+
+
+def running_lines(pages: list[list[str]]) -> dict[str, str]:
+    """The running headers and footers: key (lower case, digits as #) -> the line as first printed, most
+    frequent first. Empty for a document of fewer than three pages with text."""
     with_text = sum(1 for lines in pages if lines)
     if with_text < 3:
-        return pages
+        return {}
+    seen: Counter[str] = Counter()
+    printed: dict[str, str] = {}
+    for lines in pages:
+        for line in {ln for i, ln in enumerate(lines) if _is_edge(i, lines)}:
+            seen[_line_key(line)] += 1
+            printed.setdefault(_line_key(line), line)
+    return {key: printed[key] for key, count in seen.most_common() if count >= max(3, with_text // 2)}
 
-    def key(line: str) -> str:
-        return re.sub(r"\d+", "#", line.lower())
 
-    def is_edge(index: int, lines: list[str]) -> bool:
-        return index < 2 or index >= len(lines) - 2
+def running_title(pages: list[list[str]]) -> str | None:
+    """The document's name as its running header or footer prints it ("Apple Inc. | Q3 2022 Form 10-Q | 5"
+    -> "Apple Inc. | Q3 2022 Form 10-Q"), when one has words; page numbers and "Table of contents" are not."""
+    for line in running_lines(pages).values():
+        title = real_title(PAGE_NUMBER_EDGES.sub("", line))
+        if title and len(WORDS.findall(title)) >= 2 and not NOT_A_TITLE.match(title):
+            return title
+    return None
 
-    seen = Counter(key(line) for lines in pages for line in {ln for i, ln in enumerate(lines) if is_edge(i, lines)})
-    running = {k for k, count in seen.items() if count >= max(3, with_text // 2)}
-    return [[ln for i, ln in enumerate(lines) if not (is_edge(i, lines) and key(ln) in running)] for lines in pages]
+
+def _line_key(line: str) -> str:
+    return re.sub(r"\d+", "#", line.lower())
+
+
+def _is_edge(index: int, lines: list[str]) -> bool:
+    return index < 2 or index >= len(lines) - 2
 
 
 def typical_line_length(lines: list[str]) -> int:
