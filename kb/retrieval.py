@@ -3,9 +3,11 @@
 With a dense model, the index is searched twice, by keywords and by meaning, and the two rankings are
 fused here (`fuse`), with a weight that says how much the dense model is trusted.
 
-The index is asked for more hits than wanted: for a short while after a document is replaced, chunks of
-its old version can still sit in the index (they are dropped here, not shown), and the candidates are
-re-ranked with their documents' evidence and so that one document does not fill the list (`diversified`).
+The index is asked for a few more hits than wanted: for a short while after a document is replaced,
+chunks of its old version can still sit in the index (they are dropped here, not shown), and the
+candidates are re-ranked with their documents' evidence so that one document does not fill the list
+(`diversified`). Re-ranking 50 candidates instead of k + 10 changed no figure on docugami or the
+Anthropic docs and made a query 1.7x slower (reading 50 payloads), docs/benchmarks.md "Step 7".
 """
 
 from __future__ import annotations
@@ -68,14 +70,14 @@ class Retriever:
         dense = self._embed(query)
         if not sparse.indices and dense is None:  # only stop words ("what is it?")
             return []
-        index = self._index()
-        depth = max(k + SUPERSEDED_HEADROOM, MIN_CANDIDATES)
+        index, limit = self._index(), k + SUPERSEDED_HEADROOM
         if dense is None:
-            ranked = index.search_ids(sparse, depth, flt)
+            ranked = index.search_ids(sparse, limit, flt)
         else:
+            depth = max(limit, MIN_CANDIDATES)
             by_words, by_meaning = index.search_ids(sparse, depth, flt), index.search_ids(dense, depth, flt)
-            ranked = fuse(by_words, by_meaning, self._dense_weight)[:depth]
-        hits = with_chunks(index, ranked)
+            ranked = fuse(by_words, by_meaning, self._dense_weight)[:limit]
+        hits = with_chunks(index, ranked)  # only the winners' texts are read
         if self._is_current is not None and hits:
             current = self._is_current([chunk for chunk, _ in hits], flt)
             hits = [hit for hit, keep in zip(hits, current) if keep]

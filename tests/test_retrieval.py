@@ -3,7 +3,7 @@
 from kb.embedding import Bm25Encoder
 from kb.index import SearchFilter
 from kb.records import Chunk, SparseVector
-from kb.retrieval import MIN_CANDIDATES, Retriever, diversified, fuse
+from kb.retrieval import SUPERSEDED_HEADROOM, Retriever, diversified, fuse
 
 
 def chunk(doc_id: str, version: int, seq: int, text: str = "Annual leave is requested in the HR portal.") -> Chunk:
@@ -99,7 +99,7 @@ def test_hybrid_mode_reads_only_the_texts_of_the_fused_winners():
     passages = retriever.search("annual leave", k=3)
 
     assert [call["limit"] for call in index.calls] == [50, 50]  # 100 candidates found...
-    assert len(index.fetched) == MIN_CANDIDATES  # ...and only the best read, for re-ranking
+    assert len(index.fetched) == 3 + SUPERSEDED_HEADROOM  # ...and only the best read
     assert [p.chunk.doc_id for p in passages] == ["k0", "d0", "k1"]
 
 
