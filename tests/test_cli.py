@@ -84,13 +84,34 @@ def test_search_json_shape_and_batch(env, folder: Path, tmp_path: Path):
 def test_ask_json_shape(env, folder: Path):
     run("ingest", str(folder))
     data = json.loads(run("ask", "How do I request annual leave?", "--json").stdout)
-    assert data.keys() == {"answer", "mode", "citations", "claims"}
-    assert data["mode"] == "extractive"
+    assert data.keys() == {"answer", "mode", "found", "citations", "claims"}
+    assert data["mode"] == "extractive" and data["found"] is True
     citation = data["citations"][0]
     assert citation.keys() == {"n", "doc_id", "chunk_id", "source", "page", "pages", "text", "score"}
     assert f"[{citation['n']}]" in data["answer"] and citation["source"] == "hr/leave.md"
     assert data["claims"] and all(c["supported"] and c["reason"] == "" for c in data["claims"])  # quotes
     assert data["claims"][0].keys() == {"text", "cited", "supported", "reason"}
+
+
+def test_ask_batch_answers_one_question_per_line_in_one_process(env, folder: Path, tmp_path: Path):
+    run("ingest", str(folder))
+    batch = tmp_path / "questions.jsonl"
+    batch.write_text(
+        '{"id": "leave", "query": "How do I request annual leave?"}\n\n'
+        '{"id": 2, "query": "What is the capital of Mongolia?"}\n'
+    )
+    lines = run("ask", "--batch", str(batch)).stdout.splitlines()
+    leave, offtopic = (json.loads(line) for line in lines)
+    assert leave.keys() == {"id", "answer", "mode", "found", "citations", "claims"}
+    assert leave["id"] == "leave" and leave["found"] and leave["citations"][0]["source"] == "hr/leave.md"
+    assert offtopic["id"] == 2 and offtopic["found"] is False and offtopic["citations"] == []
+    assert "do not contain the answer" in offtopic["answer"]
+
+    batch.write_text('{"query": "no id"}\n')
+    bad = CliRunner().invoke(cli, ["ask", "--batch", str(batch)])
+    assert bad.exit_code == 1 and "line 1" in bad.output and "Traceback" not in bad.output
+    both = CliRunner().invoke(cli, ["ask", "a question", "--batch", str(batch)])
+    assert both.exit_code == 2 and "one of them" in both.output
 
 
 def test_docs_delete_stats_reindex(env, folder: Path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import click
@@ -38,15 +39,9 @@ def search(ctx: click.Context, query: str | None, k: int, as_json: bool, batch: 
         raise click.UsageError("give a QUERY or --batch FILE (one of them)")
     with open_kb(ctx) as kb:
         if batch is not None:
-            for line_no, line in enumerate(batch, 1):
-                if not line.strip():
-                    continue
-                try:
-                    item = json.loads(line)
-                    qid, text = item["id"], str(item["query"])
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise click.ClickException(f"line {line_no} of the batch file is not {{'id', 'query'}} JSON") from exc
-                results = [passage_json(p) for p in kb.search(text, k=k, actor=actor_of(kb, user))]
+            actor = actor_of(kb, user)
+            for qid, text in batch_items(batch):
+                results = [passage_json(p) for p in kb.search(text, k=k, actor=actor)]
                 click.echo(json.dumps({"id": qid, "results": results}, ensure_ascii=False))
             return
         passages = kb.search(query or "", k=k, actor=actor_of(kb, user))
@@ -61,6 +56,18 @@ def search(ctx: click.Context, query: str | None, k: int, as_json: bool, batch: 
             click.echo("   " + _excerpt(p.chunk.text))
 
 
+def batch_items(lines: Iterable[str]) -> Iterator[tuple[Any, str]]:
+    """(id, query) of each non-blank line of a `--batch` file of {"id", "query"} JSON lines."""
+    for line_no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            yield item["id"], str(item["query"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise click.ClickException(f"line {line_no} of the batch file is not {{'id', 'query'}} JSON") from exc
+
+
 def _excerpt(text: str, width: int = 240) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
@@ -70,6 +77,7 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     return {
         "answer": answer.text,
         "mode": answer.mode,
+        "found": answer.found,
         "citations": [
             {
                 "n": c.n,
@@ -91,14 +99,22 @@ def answer_json(answer: Answer) -> dict[str, Any]:
 
 
 @cli.command()
-@click.argument("question")
+@click.argument("question", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--batch", type=click.File("r"), help='JSONL file of {"id": ..., "query": ...}; prints JSONL.')
 @USER_OPTION
 @click.pass_context
-def ask(ctx: click.Context, question: str, as_json: bool, user: str | None) -> None:
+def ask(ctx: click.Context, question: str | None, as_json: bool, batch: Any, user: str | None) -> None:
     """Answer QUESTION from the documents, citing the passages used."""
+    if (question is None) == (batch is None):
+        raise click.UsageError("give a QUESTION or --batch FILE (one of them)")
     with open_kb(ctx) as kb:
-        answer = kb.ask(question, actor=actor_of(kb, user))
+        if batch is not None:  # one process for many questions: the index is opened once
+            actor = actor_of(kb, user)
+            for qid, text in batch_items(batch):
+                click.echo(json.dumps({"id": qid, **answer_json(kb.ask(text, actor=actor))}, ensure_ascii=False))
+            return
+        answer = kb.ask(question or "", actor=actor_of(kb, user))
         say_mode(kb)
         if as_json:
             click.echo(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
