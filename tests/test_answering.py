@@ -7,6 +7,7 @@ from fake_openai import FakeOpenAI
 from langchain_openai import ChatOpenAI
 from test_retrieval import FakeIndex
 
+from kb.answering.citations import LOW_COVERAGE
 from kb.answering import (
     EXTRACTIVE_NOTE,
     NO_PASSAGES,
@@ -105,10 +106,36 @@ def test_extractive_answer_keeps_the_list_a_sentence_introduces():
 
 
 def test_extractive_answer_keeps_reading_order_across_passages():
-    answer = extractive_answer("Which leave requests are made in the HR portal?", HR, QUERY_TERMS)
+    answer = extractive_answer("Who is eligible for parental leave, and when is annual leave requested?", HR, QUERY_TERMS)
 
     assert [c.n for c in answer.citations] == [1, 2]
-    assert answer.text.index("submit a request in the HR portal") < answer.text.index("submit form HR-12")
+    assert answer.text.index("submit a request in the HR portal") < answer.text.index("eligible for paid parental")
+
+
+def test_each_further_sentence_must_add_terms_the_answer_does_not_cover_yet():
+    # the list item about the HR portal repeats what the first sentence already covers
+    answer = extractive_answer("Which leave requests are made in the HR portal?", HR, QUERY_TERMS)
+
+    assert [c.n for c in answer.citations] == [1] and answer.text.count("[1]") == 1
+
+
+def test_a_heading_run_into_a_sentence_is_not_quoted() -> None:
+    text = "Balance Billing Protection HOW PROVIDERS AFFECT YOUR COSTS - You pay only the in-network share."
+    assert split_quotes(text) == ["You pay only the in-network share."]
+    assert split_quotes("US GAAP requires disclosure of leases.") == ["US GAAP requires disclosure of leases."]
+    assert split_quotes("SUMMARY OF BENEFITS AND COVERAGE WHAT THIS PLAN COVERS AND COSTS") == []
+    section_first = passages("Leave Employees request leave in the portal, two weeks ahead, every time.")
+    answer = extractive_answer("How do employees request leave?", section_first, QUERY_TERMS)
+    assert "Employees request leave in the portal" in answer.text and "Leave Employees" not in answer.text
+
+
+def test_a_match_on_few_of_the_questions_rare_words_is_declined() -> None:
+    # the passage holds two of the three terms (enough to be read), but not the rare one the question is about
+    booklet = passages("Peer support matching pairs you with a survivor. Tell your employer when you start treatment.")
+    answer = extractive_answer("What is the 401k employer match?", booklet, QUERY_TERMS)
+    assert not answer.found and answer.citations == [] and answer.text == LOW_COVERAGE
+    plan = passages("The employer match is 50% of the first 6% of pay you put into the 401k plan.")
+    assert extractive_answer("What is the 401k employer match?", plan, QUERY_TERMS).found
 
 
 def test_extractive_answer_quotes_at_most_max_sentences():
