@@ -124,6 +124,9 @@ def test_a_heading_run_into_a_sentence_is_not_quoted() -> None:
     assert split_quotes(text) == ["You pay only the in-network share."]
     assert split_quotes("US GAAP requires disclosure of leases.") == ["US GAAP requires disclosure of leases."]
     assert split_quotes("SUMMARY OF BENEFITS AND COVERAGE WHAT THIS PLAN COVERS AND COSTS") == []
+    # a long all-caps table row (a 10-Q balance sheet) once made the heading pattern backtrack for minutes
+    row = " ".join(["TOTAL LIABILITIES AND SHAREHOLDERS EQUITY 1,234,567 (89,000)"] * 40) + " and more."
+    assert split_quotes(row) == [row]
     section_first = passages("Leave Employees request leave in the portal, two weeks ahead, every time.")
     answer = extractive_answer("How do employees request leave?", section_first, QUERY_TERMS)
     assert "Employees request leave in the portal" in answer.text and "Leave Employees" not in answer.text

@@ -37,7 +37,9 @@ HEADING_MAX_WORDS = 8  # a shorter line without end punctuation is a heading, no
 # A heading that a PDF's text ran into the sentence after it: "Balance Billing Protection HOW PROVIDERS
 # AFFECT YOUR COSTS - You pay ..." (a run of two or more all-caps words, perhaps after a few capitalised
 # ones, before a capitalised word of a sentence). "US GAAP requires ..." is a sentence and is kept.
-_CAPS_WORD = r"[A-Z0-9'’&/,.()-]*[A-Z][A-Z0-9'’&/,.()-]*"
+# (Each word is matched one way only, a letter required by a look-ahead: "[A-Z0-9]*[A-Z][A-Z0-9]*" backtracks
+# exponentially on a long all-caps table row.)
+_CAPS_WORD = r"(?=[^\s]*[A-Z])[A-Z0-9'’&/,.()-]+"
 _LEADING_HEADING = re.compile(rf"^(?:[A-Z][\w'’&/,-]*\s+){{0,6}}?(?:{_CAPS_WORD}\s+){{2,}}(?:[-–—:|]\s+)?(?=[A-Z][a-z])")
 _BULLET = re.compile(r"^(?:[-*•‣◦▪–]|\d{1,2}[.)]|[a-z][.)])\s+")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
