@@ -16,7 +16,6 @@ NOT_FOUND = "The documents do not contain the answer."
 NO_PASSAGES = f"{NOT_FOUND} No passage matches the question."
 NO_SEARCH_TERMS = f"{NOT_FOUND} The question has no words to search for; please name the topic."
 TOO_FEW_TERMS = f"{NOT_FOUND} No passage mentions enough of the question's words."
-LOW_COVERAGE = f"{NOT_FOUND} The closest sentences hold too few of the question's words."
 _NOT_FOUND_SAID = re.compile(r"documents do not contain the answer", re.IGNORECASE)
 
 # [1], [2, 3] (and [1][3] as two markers), with the spaces before it.
