@@ -111,11 +111,11 @@ def baseline_variants(
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """The page baseline changed one thing at a time: Qdrant's default avg_len, pages as kb reads them
     (kb.parsing.pdf: running headers and footers dropped), the file name written at the top of every page."""
-    from kb.parsing.pdf import drop_running_lines, read_pages
+    from kb.parsing.pdf import drop_running_lines, read_document
 
     kb_pages = []
     for name in documents:
-        lines, _ = read_pages(docs_dir / name)
+        lines, _, _ = read_document(docs_dir / name)
         kb_pages += [((name, n), "\n".join(page)) for n, page in enumerate(drop_running_lines(lines), 1)]
     named = [((name, n), f"{Path(name).stem}\n{text}") for (name, n), text in units]
     out = {}

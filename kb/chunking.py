@@ -82,7 +82,7 @@ def chunk_document(
     return list(
         iter_chunks(
             parsed.elements, title=parsed.title, doc_id=doc_id, version=version, source=source,
-            target_words=target_words, groups=groups,
+            target_words=target_words, groups=groups, date=parsed.date,
         )
     )
 
@@ -96,10 +96,11 @@ def iter_chunks(
     source: str,
     target_words: int = 300,
     groups: tuple[str, ...] = (),
+    date: str | None = None,
 ) -> Iterator[Chunk]:
     """The chunks `chunk_document` makes, one at a time, reading `elements` only as far as the next one needs.
 
-    `title` is the document's own title (ParsedFile.title), None when it has none.
+    `title` and `date` are the document's own (ParsedFile.title, .date), None when it has none.
     """
     min_words, max_words = round(target_words * 2 / 3), round(target_words * 4 / 3)
     window = _Window(elements, target_words, max_words)
@@ -126,6 +127,7 @@ def iter_chunks(
             section=body.section,
             headings=body.path,
             title=title,
+            date=date,
             char_start=members[0].start,
             char_end=members[-1].end,
             groups=tuple(groups),

@@ -24,6 +24,10 @@ from kb.sentences import sentence_spans
 MIN_SHARE = 0.5
 
 MARKER = re.compile(r"\s*\[(\d{1,3})\]")
+# A line this short ends its block (a heading, a table row, a list item's last line), as does a blank line.
+_FULL_LINE = 40
+_BULLET = re.compile(r"[ \t]*(?:[-*•‣◦▪–|]|\d{1,2}[.)])\s")
+_NAME = "\x00"  # marks a proper name's key, which weighs double
 _WORD = re.compile(r"[^\W\d_](?:[\w'’.-]*\w)?|\d(?:[\d,.:/-]*\d)?%?", re.UNICODE)
 
 _STOP = frozenset(
@@ -60,7 +64,8 @@ def check_claims(answer: str, passages: Mapping[int, str], min_share: float = MI
         if not cited:
             continue
         text = " ".join(MARKER.sub("", sentence).split())
-        claims.append(_check(text, cited, [indexed[n] for n in cited if n in indexed], min_share, start, end))
+        evidence = _evidence(text, cited, indexed)
+        claims.append(_check(text, cited, [indexed[n] for n in cited if n in indexed], min_share, start, end, evidence))
     return claims
 
 
@@ -75,16 +80,83 @@ class _Passage:
     """A passage's words, normalised once for every claim that cites it."""
 
     def __init__(self, text: str):
+        self.text = text
         words = [_fold(w) for w in _WORD.findall(text)]
         self.numbers = {_number(w) for w in words if _is_number(w)}
         self.words = {w for w in words if not _is_number(w)}
         self.stems = {_stem(w) for w in self.words}
+        self._sentences: list[tuple[int, int, set[str]]] | None = None
+
+    def sentences(self) -> list[tuple[int, int, set[str]]]:
+        """(start, end, its folded numbers and stems) of each sentence; a blank line or a line break
+        before a short line ends one too, so a table row or a list item is a sentence of its own."""
+        if self._sentences is None:
+            self._sentences = []
+            for first, last in _blocks(self.text):
+                for start, end in split_sentences(self.text[first:last]):
+                    start, end = start + first, end + first
+                    self._sentences.append((start, end, _keys(self.text[start:end])))
+        return self._sentences
+
+    def best_sentence(self, keys: Sequence[str]) -> tuple[int, int] | None:
+        """The sentence holding most of `keys` (numbers and names counting double; ties: the earlier one)."""
+        weights = {key: 2 if key[:1].isdigit() or key.startswith(_NAME) else 1 for key in keys}
+        best, best_score = None, 0
+        for start, end, found in self.sentences():
+            score = sum(weight for key, weight in weights.items() if key.removeprefix(_NAME) in found)
+            if score > best_score:
+                best, best_score = (start, end), score
+        return best
+
+
+def _blocks(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the runs of lines that read as one paragraph: a wrapped line continues on the next
+    unless it is short, blank or ends a sentence, or the next one opens a bullet."""
+    blocks: list[tuple[int, int]] = []
+    start = offset = 0
+    for line in text.splitlines(keepends=True):
+        end = offset + len(line)
+        after = text[end:end + 8]
+        stripped = line.strip()
+        if len(stripped) < _FULL_LINE or stripped[-1:] in ".!?:;" or not after.strip() or _BULLET.match(after):
+            if text[start:end].strip():
+                blocks.append((start, end))
+            start = end
+        offset = end
+    if text[start:].strip():
+        blocks.append((start, len(text)))
+    return blocks
+
+
+def _keys(text: str) -> set[str]:
+    """The folded numbers and word stems of `text`, as sentences are compared with claims."""
+    words = [_fold(w) for w in _WORD.findall(text)]
+    return {_number(w) if _is_number(w) else _stem(w) for w in words}
+
+
+def _evidence(text: str, cited: tuple[int, ...], passages: Mapping[int, _Passage]) -> tuple[tuple[int, int, int], ...]:
+    """(n, start, end) of the sentence of each cited passage that best backs the claim `text`."""
+    tokens = _WORD.findall(text)
+    names = {_stem(_fold(name)) for name in _proper_names(tokens)}
+    keys = []
+    for token in tokens:
+        word = _fold(token)
+        if _is_number(word):
+            keys.append(_number(word))
+        elif _is_content(token):
+            stem = _stem(word)
+            keys.append(_NAME + stem if stem in names else stem)
+    found = []
+    for n in cited:
+        if n in passages and (span := passages[n].best_sentence(list(dict.fromkeys(keys)))) is not None:
+            found.append((n, *span))
+    return tuple(found)
 
 
 def _check(text: str, cited: tuple[int, ...], passages: Sequence[_Passage], min_share: float,
-           start: int, end: int) -> Claim:
+           start: int, end: int, evidence: tuple[tuple[int, int, int], ...] = ()) -> Claim:
     def claim(supported: bool, reason: str, words: Iterable[str] = ()) -> Claim:
-        return Claim(text, cited, supported, reason, tuple(dict.fromkeys(words)), start, end)
+        return Claim(text, cited, supported, reason, tuple(dict.fromkeys(words)), start, end, evidence)
 
     markers = ", ".join(f"[{n}]" for n in cited)
     if not passages:

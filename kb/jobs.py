@@ -113,7 +113,8 @@ class JobRunner:
             try:
                 written = write_version(
                     stream, index=index, encode=self.serving.encode, doc_id=doc_id, version=version, source=job.name,
-                    title=stream.info.title, target_words=self.settings.chunk_words, groups=draft.groups,
+                    title=stream.info.title, date=stream.info.date, target_words=self.settings.chunk_words,
+                    groups=draft.groups,
                 )
             except ParseError as exc:  # the helper died or stalled midway (write_version removed what it wrote)
                 catalog.abort_version(doc_id, version, exc.reason)
@@ -203,7 +204,7 @@ class JobRunner:
         stream = self.sandbox.parse_stream(self.blobs.path(doc.sha256), doc.name, self.max_bytes)
         with stream:
             chunks = list(iter_chunks(
-                stream, title=stream.info.title, doc_id=doc.doc_id, version=doc.version, source=doc.name,
+                stream, title=stream.info.title, date=stream.info.date, doc_id=doc.doc_id, version=doc.version, source=doc.name,
                 target_words=self.settings.chunk_words, groups=doc.groups,
             ))
         if not chunks:

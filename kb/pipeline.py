@@ -60,6 +60,7 @@ def write_version(
     version: int,
     source: str,
     title: str | None,
+    date: str | None = None,
     target_words: int = 300,
     groups: tuple[str, ...] = (),
     batch_chunks: int = WRITE_BATCH,
@@ -74,7 +75,7 @@ def write_version(
     recovery removes it later). `progress(n)` is told the chunks written so far after each batch.
     """
     chunks = iter_chunks(
-        elements, title=title, doc_id=doc_id, version=version, source=source,
+        elements, title=title, date=date, doc_id=doc_id, version=version, source=source,
         target_words=target_words, groups=groups,
     )
     touched = [False]  # whether the index may hold points of this version

@@ -39,6 +39,7 @@ class ParsedFile:
     elements: list[Element]
     pages: int | None = None  # number of pages when the format has pages
     title: str | None = None  # the document's own title, when it has one
+    date: str | None = None  # ISO date the document itself records (kb.parsing.dates), when it has one
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Chunk:
     # has no pages. A chunk crossing pages 12-13 says which of its words stand on page 13.
     page_starts: tuple[tuple[int, int], ...] = ()
     headings: tuple[str, ...] = ()  # the section path: headings above the chunk, outermost first
+    date: str | None = None  # ISO date of the document (ParsedFile.date): cards show it, "latest" ranks by it
 
     @property
     def context(self) -> str:
@@ -138,11 +140,13 @@ class Passage:
     chunk: Chunk
     score: float
     rank: int
-    match_page: int | None = None  # the page holding most of the query's matched words, when known
+    # Where the match lies, when the chunk spans pages: in search results, the page holding most of the
+    # query's matched words; in an answer's citations, the page of the sentence backing the claim.
+    match_page: int | None = None
 
     @property
     def page(self) -> int | None:
-        """Where the match lies: the page of most matched words, else the chunk's first page."""
+        """Where the match lies (see `match_page`), else the chunk's first page."""
         return self.match_page if self.match_page is not None else self.chunk.page_start
 
     @property
@@ -180,6 +184,9 @@ class Claim:
     support_words: tuple[str, ...]  # the claim's words found in the cited passages (for highlighting)
     start: int  # where the sentence stands in the answer text (with its markers): [start, end)
     end: int
+    # For each cited passage n that holds its words, where in that passage's text the sentence that backs
+    # it best stands: (n, start, end). Cards highlight it; a citation's page is that sentence's page.
+    evidence: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass

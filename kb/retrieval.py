@@ -12,6 +12,7 @@ Anthropic docs and made a query 1.7x slower (reading 50 payloads), docs/benchmar
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from collections.abc import Hashable
@@ -37,6 +38,11 @@ MIN_CANDIDATES = 50
 # a heavier document weight helps the long filings and costs the small files.
 DOCUMENT_WEIGHT = 0.3
 REPEAT_DECAY = 0.5
+# A question that asks for "the latest" or "most recent" report lifts newer documents: each candidate gains
+# RECENCY_WEIGHT x its document's date placed between the oldest (0) and newest (1) candidate document.
+# Documents without a date of their own gain nothing. Tuned on docugami, docs/benchmarks.md "Step 7: recency".
+RECENCY_WEIGHT = 0.3
+_ASKS_LATEST = re.compile(r"\b(?:latest|most[ -]recent|newest|most[ -]up[ -]to[ -]date)\b", re.IGNORECASE)
 
 
 class Retriever:
@@ -81,7 +87,8 @@ class Retriever:
         if self._is_current is not None and hits:
             current = self._is_current([chunk for chunk, _ in hits], flt)
             hits = [hit for hit, keep in zip(hits, current) if keep]
-        hits = diversified(hits, k, DOCUMENT_WEIGHT, REPEAT_DECAY)
+        recency = RECENCY_WEIGHT if asks_for_latest(query) else 0.0
+        hits = diversified(hits, k, DOCUMENT_WEIGHT, REPEAT_DECAY, recency)
         terms = set(sparse.indices) or set(self._sparse.encode_query(query).indices)
         return [
             Passage(chunk, score, rank, match_page=matched_page(chunk, terms, self._sparse.query_terms))
@@ -99,13 +106,20 @@ class Retriever:
             return None
 
 
-def diversified(hits: list[tuple[Chunk, float]], k: int, document_weight: float, decay: float) -> list[tuple[Chunk, float]]:
+def asks_for_latest(query: str) -> bool:
+    """Whether the question asks for the newest document ("the latest 10-Q", "most recent policy")."""
+    return bool(_ASKS_LATEST.search(query))
+
+
+def diversified(
+    hits: list[tuple[Chunk, float]], k: int, document_weight: float, decay: float, recency: float = 0.0
+) -> list[tuple[Chunk, float]]:
     """The k best of `hits` (best first), each scored by its own match and its document's, and each further
     passage of a document already chosen discounted, so one document does not fill the list.
 
     A document's evidence is the sum of its candidates' normalised scores, each next one counting half as
     much: a filing whose other passages also match "Apple" lifts its net-sales table, which never names the
-    company."""
+    company. With `recency` > 0 newer documents gain up to that much (`newness`)."""
     if not hits:
         return []
     top = max(score for _, score in hits) or 1.0
@@ -117,8 +131,10 @@ def diversified(hits: list[tuple[Chunk, float]], k: int, document_weight: float,
         evidence[chunk.doc_id] = evidence.get(chunk.doc_id, 0.0) + score * 0.5**n
         seen[chunk.doc_id] = n + 1
     best_doc = max(evidence.values())
+    new = newness([chunk for chunk, _ in hits]) if recency else {}
     base = [
         (1 - document_weight) * score + document_weight * evidence[chunk.doc_id] / best_doc
+        + recency * new.get(chunk.doc_id, 0.0)
         for (chunk, _), score in zip(hits, own)
     ]
     chosen: list[tuple[Chunk, float]] = []
@@ -131,6 +147,22 @@ def diversified(hits: list[tuple[Chunk, float]], k: int, document_weight: float,
         taken[doc] = taken.get(doc, 0) + 1
         chosen.append((hits[pick][0], base[pick] * decay ** (taken[doc] - 1)))
     return chosen
+
+
+def newness(chunks: list[Chunk]) -> dict[str, float]:
+    """Each dated document's date placed between the oldest (0.0) and the newest (1.0) of `chunks`' documents;
+    {} when fewer than two dates differ."""
+    days: dict[str, int] = {}
+    for chunk in chunks:
+        if chunk.date and chunk.doc_id not in days:
+            try:
+                days[chunk.doc_id] = dt.date.fromisoformat(chunk.date).toordinal()
+            except ValueError:
+                continue
+    if not days or (span := max(days.values()) - min(days.values())) == 0:
+        return {}
+    oldest = min(days.values())
+    return {doc_id: (day - oldest) / span for doc_id, day in days.items()}
 
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*")

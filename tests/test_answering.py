@@ -318,3 +318,27 @@ def test_extractive_quotes_are_supported_claims(tmp_path):
         "How do I request annual leave?")
     assert answer.found and answer.claims and all(c.supported for c in answer.claims)
     assert {n for c in answer.claims for n in c.cited} == {c.n for c in answer.citations}
+
+
+def test_a_citation_across_pages_reports_the_page_of_its_quoted_sentence(tmp_path):
+    text = ("Annual leave and part-time staff rules are listed in this chapter of the handbook.\n\n"
+            "Part-time staff accrue annual leave pro rata to their contracted hours.")
+    second = text.index("Part-time staff accrue")
+    crossing = Chunk("hr:1:0", "hr", 1, 0, "hr.pdf", text, page_start=12, page_end=13,
+                     page_starts=((0, 12), (second, 13)))
+    passage = Passage(crossing, 1.0, 1, match_page=12)  # the search matched most words on page 12
+    answer = Answerer(FixedRetriever([passage]), QUERY_TERMS, None, k=1, min_relevance=0.3).ask(
+        "How do part-time staff accrue annual leave?")
+    assert "accrue annual leave pro rata" in answer.text
+    [citation] = answer.citations
+    assert citation.passage.page == 13 and citation.passage.page_label("quote") == "pp. 12–13, quote on p. 13"
+
+
+class FixedRetriever:
+    """A retriever that returns the same passages for every question."""
+
+    def __init__(self, passages: list[Passage]):
+        self._passages = passages
+
+    def search(self, query: str, k: int = 5, flt=None) -> list[Passage]:
+        return self._passages[:k]

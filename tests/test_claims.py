@@ -75,3 +75,21 @@ def test_an_extractive_quote_is_supported_by_construction():
 def test_accents_and_curly_apostrophes_do_not_break_a_match():
     passage = "The Café Müller’s kitchen opens at 7:30."
     assert only("Cafe Müller's kitchen opens at 7:30 [1].", {1: passage}).supported
+
+
+def test_each_claim_names_the_sentence_of_its_passage_that_backs_it():
+    passage = ("Leave Policy\nEmployees get two weeks of paid leave after one year of service, a line long enough\n"
+               "to wrap onto the next one.\nPart-time staff\nPart-time staff get leave pro rata to their hours.\n"
+               "| Plan | 2023 | 2024 |\n| Gold | 4,500 | 5,000 |")
+    answer = "Part-time staff get leave pro rata [1]. The Gold plan cost 5,000 in 2024 [1]. Staff get two weeks [1]."
+    part_time, gold, weeks = check_claims(answer, {1: passage})
+    [(n, start, end)] = part_time.evidence
+    assert n == 1 and passage[start:end] == "Part-time staff get leave pro rata to their hours."
+    assert [passage[s:e] for _, s, e in gold.evidence] == ["| Gold | 4,500 | 5,000 |"]  # a table row is one
+    [(_, start, end)] = weeks.evidence
+    assert passage[start:end].startswith("Employees get two weeks") and passage[start:end].endswith("next one.")
+
+
+def test_a_claim_citing_a_missing_passage_has_no_evidence():
+    [claim] = check_claims("Leave is two weeks [4].", {1: "Leave is two weeks."})
+    assert claim.evidence == () and not claim.supported

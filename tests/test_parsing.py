@@ -30,7 +30,7 @@ def write(tmp_path: Path, name: str, data: bytes | str) -> Path:
     return path
 
 
-def make_pdf(pages: list[list[str]], title: str | None = None) -> bytes:
+def make_pdf(pages: list[list[str]], title: str | None = None, modified: str | None = None) -> bytes:
     """A minimal valid PDF with one Helvetica text line per entry, top to bottom."""
 
     def literal(text: str) -> str:
@@ -49,8 +49,9 @@ def make_pdf(pages: list[list[str]], title: str | None = None) -> bytes:
         )
         kids.append(f"{len(objects)} 0 R")
     objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>"
-    if title:
-        objects.append(f"<< /Title {literal(title)} >>")
+    if title or modified:
+        entries = (f"/Title {literal(title)} " if title else "") + (f"/ModDate {literal(modified)}" if modified else "")
+        objects.append(f"<< {entries} >>")
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, 1):
@@ -59,7 +60,7 @@ def make_pdf(pages: list[list[str]], title: str | None = None) -> bytes:
     xref = len(out)
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
     out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
-    info = f" /Info {len(objects)} 0 R" if title else ""
+    info = f" /Info {len(objects)} 0 R" if title or modified else ""
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R{info} >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return bytes(out)
 

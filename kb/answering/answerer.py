@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 
-from kb.answering.citations import NO_PASSAGES, finalize, says_not_found
+from kb.answering.citations import NO_PASSAGES, at_evidence, finalize, says_not_found
 from kb.answering.extractive import QueryTerms, extractive_answer
 from kb.answering.llm import LLM_ERRORS, build_chain, condense_question, describe_llm_error
 from kb.claims import check_claims
@@ -123,6 +123,8 @@ class Answerer:
 
 def checked(answer: Answer) -> Answer:
     """The answer with each cited sentence checked against the passages its markers point at (kb.claims):
-    whatever wrote it, a model or the extractive quoter, the check is the same."""
+    whatever wrote it, a model or the extractive quoter, the check is the same. Each citation's page
+    becomes the page of the sentence backing it."""
     answer.claims = check_claims(answer.text, {c.n: c.passage.chunk.text for c in answer.citations})
+    answer.citations = at_evidence(answer.citations, answer.claims)
     return answer

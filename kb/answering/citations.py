@@ -8,8 +8,10 @@ The passages are numbered 1..n in the order given and an answer cites them with 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import replace
 
-from kb.records import Citation, Passage
+from kb.records import Citation, Claim, Passage
 
 # The one sentence that means "not found", in both modes; the LLM is told to reply with it verbatim.
 NOT_FOUND = "The documents do not contain the answer."
@@ -52,3 +54,22 @@ def finalize(text: str, passages: list[Passage]) -> tuple[str, list[Citation]]:
     text = re.sub(rf"{_REMOVED}+(?=\w)", " ", text)  # "claim [9]and" keeps its words apart
     text = text.replace(_REMOVED, "").strip()
     return text, [Citation(n, passages[n - 1]) for n in used]
+
+
+def at_evidence(citations: Sequence[Citation], claims: Sequence[Claim]) -> list[Citation]:
+    """The citations with each passage's page set to where the sentence backing its first claim stands.
+
+    A passage across pages 12-13 whose quoted (or best supporting) sentence is on page 13 is cited as
+    page 13, whatever page the search matched most words on."""
+    where: dict[int, int] = {}
+    for claim in claims:
+        for n, start, _ in claim.evidence:
+            where.setdefault(n, start)
+    placed = []
+    for citation in citations:
+        chunk = citation.passage.chunk
+        if citation.n in where and len(chunk.page_starts) > 1:
+            page = chunk.page_at(where[citation.n])
+            citation = Citation(citation.n, replace(citation.passage, match_page=page))
+        placed.append(citation)
+    return placed

@@ -55,7 +55,7 @@ def answer(request: Request, replies: IO[bytes], parse_file: ParseFile, memory_m
     if reason is not None:  # sent after the except block: its traceback holds the parser's memory until then
         write_message(replies, ("error", reason))
         return
-    write_message(replies, ("info", parsed.pages, parsed.title, len(parsed.elements)))
+    write_message(replies, ("info", parsed.pages, parsed.title, len(parsed.elements), parsed.date))
     for batch in batches(parsed.elements, request.batch_elements, request.batch_chars):
         write_message(replies, ("batch", batch))
     write_message(replies, ("end",))

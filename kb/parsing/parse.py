@@ -14,6 +14,7 @@ from kb.parsing.detect import MIB, damaged, detect_type
 from kb.parsing.partition import partition
 from kb.parsing.pdf import parse_pdf
 from kb.parsing.text import clean_text
+from kb.parsing.dates import OFFICE_KINDS, office_date
 from kb.parsing.titles import fallback_title, real_title
 from kb.records import ParsedFile, ParseError
 
@@ -45,4 +46,5 @@ def parse_file(path: Path, filename: str | None = None, max_bytes: int | None = 
     title = real_title(clean_text(parsed.title or ""))
     if title is None and kind not in UNTITLED_KINDS:
         title = fallback_title(elements)
-    return ParsedFile(elements=elements, pages=parsed.pages, title=title)
+    date = parsed.date or (office_date(path) if kind in OFFICE_KINDS else None)
+    return ParsedFile(elements=elements, pages=parsed.pages, title=title, date=date)

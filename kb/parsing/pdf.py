@@ -18,6 +18,7 @@ from pathlib import Path
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
+from kb.parsing.dates import pdf_date
 from kb.parsing.titles import real_title
 from kb.records import Element, ElementKind, ParsedFile, ParseError
 
@@ -43,9 +44,9 @@ BODY_MIN_WORDS = 8
 
 def parse_pdf(path: Path) -> ParsedFile:
     """Elements of a PDF's text layer, one or more per page, with 1-based page numbers."""
-    pages, title = read_pages(path)
+    pages, title, date = read_document(path)
     elements = document_elements(pages) or scanned_elements(path, len(pages))
-    return ParsedFile(elements=elements, pages=len(pages), title=real_title(title) or running_title(pages))
+    return ParsedFile(elements=elements, pages=len(pages), title=real_title(title) or running_title(pages), date=date)
 
 
 def document_elements(pages: list[list[str]]) -> list[Element]:
@@ -68,8 +69,9 @@ def scanned_elements(path: Path, page_count: int) -> list[Element]:
     return elements
 
 
-def read_pages(path: Path) -> tuple[list[list[str]], str | None]:
-    """The lines of every page and the document's own title. A page pdfium cannot load counts as empty."""
+def read_document(path: Path) -> tuple[list[list[str]], str | None, str | None]:
+    """The lines of every page, the document's own title and its date (ISO, kb.parsing.dates). A page
+    pdfium cannot load counts as empty."""
     with PDFIUM_LOCK:
         try:
             document = pdfium.PdfDocument(str(path))
@@ -87,7 +89,9 @@ def read_pages(path: Path) -> tuple[list[list[str]], str | None]:
                     failed += 1
             if failed and failed == len(pages):
                 raise ParseError("file is damaged or not a valid PDF")
-            return pages, document.get_metadata_value("Title") or None  # kb.parsing.titles judges it
+            metadata = document.get_metadata_dict()
+            date = pdf_date(metadata.get("ModDate"), metadata.get("CreationDate"))
+            return pages, metadata.get("Title") or None, date  # kb.parsing.titles judges the title
         finally:
             document.close()
 

@@ -1,7 +1,7 @@
 """The wire between `ParseSandbox` (kb.parsing.sandbox) and the parse helper process (kb.parsing.helper).
 
 Each message is a length-prefixed pickle. The caller sends a `Request`; the helper answers with tuples:
-`("error", reason)`, or `("info", pages, title, element count)`, then `("batch", [Element, ...])` pieces bounded
+`("error", reason)`, or `("info", pages, title, element count, date)`, then `("batch", [Element, ...])` pieces bounded
 in count and characters, then `("end",)`. Both sides import this module, so a request unpickles to the
 same class in either process.
 """

@@ -8,7 +8,7 @@ that takes too long, or crashes the helper, costs only the helper: it is killed 
 the next file, and the file is reported with a plain reason.
 
 The helper answers in pieces, so the caller never holds more of a big file than it is working on: a
-header (pages, title, number of elements: what is known only once the whole file is parsed), then
+header (pages, title, number of elements, date: what is known only once the whole file is parsed), then
 batches of elements bounded in count and characters, then an end mark. Each piece is a length-prefixed
 pickle read straight from the pipe's file descriptor, so the time limit applies to every piece and no
 buffered reader can hide data from `select`. `parse_stream` returns them as a `ParseStream` that holds
@@ -44,6 +44,7 @@ class FileInfo:
     pages: int | None  # number of pages when the format has pages
     title: str | None  # the document's own title (ParsedFile.title)
     elements: int  # how many elements will follow
+    date: str | None = None  # the document's own date (ParsedFile.date)
 
 
 class _Timeout(Exception):
@@ -68,7 +69,8 @@ class ParseSandbox:
         """The whole parsed file at once (small files, tests); big ones go through `parse_stream`."""
         with self.parse_stream(path, filename, max_bytes) as stream:
             elements = list(stream)
-        return ParsedFile(elements=elements, pages=stream.info.pages, title=stream.info.title)
+        info = stream.info
+        return ParsedFile(elements=elements, pages=info.pages, title=info.title, date=info.date)
 
     def parse_stream(self, path: Path, filename: str | None = None, max_bytes: int | None = None) -> ParseStream:
         """Parse the file in the helper; returns once it is parsed (ParseError if it cannot be), with its
@@ -92,8 +94,8 @@ class ParseSandbox:
             self._stop_helper(helper)
             self._release()
             raise ParseError("the reader answered something unreadable")
-        _, pages, title, count = first
-        return ParseStream(self, helper, FileInfo(pages=pages, title=title, elements=count))
+        _, pages, title, count, date = first
+        return ParseStream(self, helper, FileInfo(pages=pages, title=title, elements=count, date=date))
 
     def _ask(self, request: Request) -> tuple[subprocess.Popen[bytes], tuple[Any, ...]]:
         """Send the request; the helper's first answer, once it has parsed the file."""
