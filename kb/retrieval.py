@@ -169,25 +169,29 @@ _WORD = re.compile(r"\w+(?:['’]\w+)*")
 
 
 def matched_page(chunk: Chunk, terms: set[int], terms_of: Callable[[str], set[int]]) -> int | None:
-    """The page of a chunk that holds most of the query's matched words (ties: the earlier page).
+    """The page of a chunk that holds most of the query's distinct matched terms (ties: more matched words,
+    then the earlier page). Counting distinct terms rather than every occurrence: on 300 known-item
+    questions over the docugami PDFs (bench/page_questions.py) exact page hit@1 0.570 -> 0.583, @5 0.857 -> 0.880.
 
     A chunk crossing pages 12-13 that matches on 13 is cited as page 13, not as the page it starts
     on; None when the chunk spans at most one page (its page says it all)."""
     if len(chunk.page_starts) < 2 or not terms:
         return None
     counts: dict[int, int] = {}
-    matches: dict[str, bool] = {}  # a passage repeats its words: analyse each once
+    distinct: dict[int, set[int]] = {}
+    matches: dict[str, set[int]] = {}  # a passage repeats its words: analyse each once
     for word in _WORD.finditer(chunk.text):
         key = word.group(0).lower()
         if key not in matches:
-            matches[key] = bool(terms_of(key) & terms)
+            matches[key] = terms_of(key) & terms
         if matches[key]:
             page = chunk.page_at(word.start())
             if page is not None:
                 counts[page] = counts.get(page, 0) + 1
+                distinct.setdefault(page, set()).update(matches[key])
     if not counts:
         return None
-    return min(counts, key=lambda page: (-counts[page], page))
+    return min(counts, key=lambda page: (-len(distinct[page]), -counts[page], page))
 
 
 Key = TypeVar("Key", bound=Hashable)
