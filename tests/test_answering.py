@@ -17,6 +17,7 @@ from kb.answering import (
     finalize,
     split_quotes,
 )
+from kb.answering.extractive import names_and_numbers
 from kb.answering.followup import is_follow_up, offline_standalone
 from kb.config import load_settings
 from kb.embedding import Bm25Encoder
@@ -152,6 +153,31 @@ def test_one_shared_word_is_not_enough():
 
     assert not extractive_answer("What is the capital of Mongolia?", budget, QUERY_TERMS).found
     assert extractive_answer("Who approves the capital budget?", budget, QUERY_TERMS).found
+
+
+CANCER_BOOKLET = (
+    "Support after a diagnosis. Our peer-support programme will match you with a volunteer who has been through "
+    "the same treatment, and your employer can arrange time off for the sessions."
+)
+RETIREMENT = "The company matches 401k contributions: the employer match is 50% of what you put in, up to 6% of pay."
+
+
+def test_a_short_question_whose_name_or_number_no_passage_mentions_is_not_found():
+    booklet = passages(CANCER_BOOKLET)
+    answer = extractive_answer("401k employer match", booklet, QUERY_TERMS)  # the booklet shares "employer match"
+
+    assert not answer.found and answer.text == f"{NOT_FOUND} No passage mentions \u201c401k\u201d."
+    assert answer.citations == [] and answer.passages == booklet
+    assert extractive_answer("401k employer match", passages(CANCER_BOOKLET, RETIREMENT), QUERY_TERMS).found
+    # a longer question carries its topic in its other words as well: one absent name does not decline it
+    long = "Can my employer match me with a peer-support volunteer during treatment, as Acme does?"
+    assert extractive_answer(long, booklet, QUERY_TERMS).found
+
+
+def test_names_and_numbers_of_a_question():
+    assert names_and_numbers("What was Apple's revenue in Q3 2022?") == ["Apple", "Q3", "2022"]
+    assert names_and_numbers("Does NVIDIA sell iPhone cases in Paris?") == ["NVIDIA", "iPhone", "Paris"]
+    assert names_and_numbers("Employees: how do I request leave?") == []  # a first word is capitalised anyway
 
 
 def test_relevance_floor_is_the_share_of_question_terms_a_passage_holds():
