@@ -175,7 +175,7 @@ def main() -> None:
         st.html(f'<div class="kb-question">{html.escape(question)}</div>')
     with st.chat_message("assistant"):
         try:
-            query = kb.condense(question, [(t.question, t.answer.text) for t in turns])
+            query = kb.condense(question, [(t.query, t.answer.text) for t in turns])
             answer = answer_live(kb, actor, question, query, doc_ids)
         except IndexUnavailable as exc:  # e.g. the Qdrant server is down: say so, keep the conversation
             st.error(f"Search is not available right now: {exc}", icon=":material/error:")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import random
 import re
@@ -17,7 +18,8 @@ import psutil
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
-SHARED = BENCH.parent.parent / "shared" / "data"
+# ../shared/data beside the checkout; KB_BENCH_SHARED points elsewhere (a git worktree outside the projects folder)
+SHARED = Path(os.environ.get("KB_BENCH_SHARED") or BENCH.parent.parent / "shared" / "data")
 HANDBOOKS = SHARED / "enterprise_kb"
 MINILM = BENCH / "models" / "all-MiniLM-L6-v2"  # made by bench/export_minilm.py
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"

@@ -216,7 +216,8 @@ class KnowledgeBase:
         return SearchFilter(doc_ids=tuple(doc_ids) if doc_ids else None, groups=groups)
 
     def condense(self, question: str, history: Sequence[tuple[str, str]]) -> str:
-        """What to search for a follow-up question, given the earlier (question, answer) turns."""
+        """What to search for a follow-up question, given the earlier (query, answer) turns (each query what
+        that turn searched for)."""
         return self.answerer.condense(question, history)
 
     def original(self, doc_id: str, *, actor: Actor) -> tuple[str, Path] | None:

@@ -17,6 +17,8 @@ from kb.answering import (
     finalize,
     split_quotes,
 )
+from kb.answering.extractive import names_and_numbers
+from kb.answering.followup import is_follow_up, offline_standalone
 from kb.config import load_settings
 from kb.embedding import Bm25Encoder
 from kb.records import Chunk, Passage
@@ -151,6 +153,31 @@ def test_one_shared_word_is_not_enough():
 
     assert not extractive_answer("What is the capital of Mongolia?", budget, QUERY_TERMS).found
     assert extractive_answer("Who approves the capital budget?", budget, QUERY_TERMS).found
+
+
+CANCER_BOOKLET = (
+    "Support after a diagnosis. Our peer-support programme will match you with a volunteer who has been through "
+    "the same treatment, and your employer can arrange time off for the sessions."
+)
+RETIREMENT = "The company matches 401k contributions: the employer match is 50% of what you put in, up to 6% of pay."
+
+
+def test_a_short_question_whose_name_or_number_no_passage_mentions_is_not_found():
+    booklet = passages(CANCER_BOOKLET)
+    answer = extractive_answer("401k employer match", booklet, QUERY_TERMS)  # the booklet shares "employer match"
+
+    assert not answer.found and answer.text == f"{NOT_FOUND} No passage mentions \u201c401k\u201d."
+    assert answer.citations == [] and answer.passages == booklet
+    assert extractive_answer("401k employer match", passages(CANCER_BOOKLET, RETIREMENT), QUERY_TERMS).found
+    # a longer question carries its topic in its other words as well: one absent name does not decline it
+    long = "Can my employer match me with a peer-support volunteer during treatment, as Acme does?"
+    assert extractive_answer(long, booklet, QUERY_TERMS).found
+
+
+def test_names_and_numbers_of_a_question():
+    assert names_and_numbers("What was Apple's revenue in Q3 2022?") == ["Apple", "Q3", "2022"]
+    assert names_and_numbers("Does NVIDIA sell iPhone cases in Paris?") == ["NVIDIA", "iPhone", "Paris"]
+    assert names_and_numbers("Employees: how do I request leave?") == []  # a first word is capitalised anyway
 
 
 def test_relevance_floor_is_the_share_of_question_terms_a_passage_holds():
@@ -342,3 +369,72 @@ class FixedRetriever:
 
     def search(self, query: str, k: int = 5, flt=None) -> list[Passage]:
         return self._passages[:k]
+
+
+# --- follow-ups without a model -------------------------------------------------------------------
+
+PARENTAL_WEEKS = (
+    "# Parental leave\n\nFull-time employees get 16 weeks of paid parental leave after the birth or adoption of a "
+    "child.\n\nPart-time staff get the same 16 weeks of parental leave, paid pro rata to their contracted hours.\n"
+)
+ANNUAL_REPORT = (
+    "# Annual report\n\nTable of contents\n\nPart I. Staff 3\n\nPart II. Part-time staff and full-time staff 4\n\n"
+    "Part III. Staff costs and staff numbers 5\n\nPart IV. Time and staff 6\n"
+)
+
+
+@pytest.mark.parametrize("question", [
+    "and for part-time staff?", "What about contractors?", "How about the deadline?", "Is it paid?",
+    "Does that apply to contractors?", "Why?", "How much?",
+])
+def test_a_follow_up_is_recognised(question: str):
+    assert is_follow_up(question, QUERY_TERMS)
+
+
+@pytest.mark.parametrize("question", [
+    "How many weeks of parental leave?", "Who approves leave requests?", "What is the capital of Mongolia?",
+    "Is it possible to carry unused annual leave over to next year?", "Are there any public holidays in May?",
+])
+def test_a_question_naming_its_own_topic_is_not_a_follow_up(question: str):
+    assert not is_follow_up(question, QUERY_TERMS)
+
+
+def test_offline_follow_up_adds_the_previous_query_topic_words_never_the_answer():
+    history = [("How many weeks of parental leave?", "Sixteen weeks of salary are paid [1].")]
+
+    assert offline_standalone("and for part-time staff?", history, QUERY_TERMS) == \
+        "and for part-time staff? (weeks parental leave)"
+    assert offline_standalone("Who approves leave requests?", history, QUERY_TERMS) == "Who approves leave requests?"
+    assert offline_standalone("and for part-time staff?", [], QUERY_TERMS) == "and for part-time staff?"
+    # the previous query was itself a follow-up: its added topic carries on; words already asked are not repeated
+    chained = [("and for part-time staff? (weeks parental leave)", "")]
+    assert offline_standalone("Is parental leave paid for them?", chained, QUERY_TERMS) == \
+        "Is parental leave paid for them? (part-time staff weeks)"
+
+
+def test_offline_follow_up_finds_the_passage_the_conversation_is_about(tmp_path):
+    from kb.auth import LOCAL_ADMIN
+    from kb.service import KnowledgeBase
+
+    for name, text in [("parental-leave.md", PARENTAL_WEEKS), ("annual-report.md", ANNUAL_REPORT),
+                       ("travel.md", "# Travel\n\n" + TRAVEL + "\n")]:
+        (tmp_path / name).write_text(text)
+    kb = KnowledgeBase(load_settings(env={"KB_DATA_DIR": str(tmp_path / "data")}, secrets_file=tmp_path / "none.toml"))
+    try:
+        assert kb.take_queue()
+        kb.submit_paths(sorted(tmp_path.glob("*.md")))
+        kb.work_queue()
+        first = "How many weeks of parental leave?"
+        assert kb.condense(first, []) == first  # a first question is searched as asked
+        bare = kb.ask("and for part-time staff?", actor=LOCAL_ADMIN)
+        assert bare.passages[0].chunk.source.endswith("annual-report.md")  # what searching it alone finds
+
+        query = kb.condense("and for part-time staff?", [(first, kb.ask(first, actor=LOCAL_ADMIN).text)])
+        answer = kb.ask(query, actor=LOCAL_ADMIN)
+
+        assert query == "and for part-time staff? (weeks parental leave)"
+        assert answer.found and answer.passages[0].chunk.source.endswith("parental-leave.md")
+        assert "Part-time staff get the same 16 weeks of parental leave" in answer.text
+        assert "Table of contents" not in answer.text
+    finally:
+        kb.close()

@@ -45,9 +45,10 @@ def llm_env(server) -> dict[str, str]:
     return {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": server.base_url, "KB_LLM_MODEL": "fake-model"}
 
 
-def test_follow_ups_are_condensed_only_with_an_llm_and_a_history(make_kb, fake_openai):
+def test_follow_ups_are_condensed_by_the_llm_and_offline_by_the_previous_topic(make_kb, fake_openai):
     offline = make_kb()
-    assert offline.condense("and for part-time staff?", HISTORY) == "and for part-time staff?"
+    assert offline.condense("and for part-time staff?", HISTORY) == "and for part-time staff? (request annual leave)"
+    assert offline.condense("Who approves expense claims?", HISTORY) == "Who approves expense claims?"
     offline.close()
 
     fake_openai.reply = "  How do part-time staff request annual leave?\n"
@@ -61,7 +62,8 @@ def test_follow_ups_are_condensed_only_with_an_llm_and_a_history(make_kb, fake_o
     assert "Last question: and for part-time staff?" in prompt
 
     fake_openai.failure = "error"
-    assert kb.condense("and for part-time staff?", HISTORY) == "and for part-time staff?"  # searched as asked
+    # the model failed: the previous topic is added offline
+    assert kb.condense("and for part-time staff?", HISTORY) == "and for part-time staff? (request annual leave)"
 
 
 def test_health_reports_each_component_with_the_reason_when_one_is_down(make_kb, fake_openai):

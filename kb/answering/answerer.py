@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 
 from kb.answering.citations import NO_PASSAGES, at_evidence, finalize, says_not_found
 from kb.answering.extractive import QueryTerms, extractive_answer
+from kb.answering.followup import offline_standalone
 from kb.answering.llm import LLM_ERRORS, build_chain, condense_question, describe_llm_error
 from kb.claims import check_claims
 from kb.records import Answer, Passage
@@ -58,18 +59,21 @@ class Answerer:
         return "llm" if self._llm is not None else "extractive"
 
     def condense(self, question: str, history: Sequence[tuple[str, str]]) -> str:
-        """What to search for: a follow-up made standalone by the model, else the question as asked.
+        """What to search for: a follow-up made standalone by the model, else by adding the previous
+        query's topic words (kb.answering.followup); a question that names its own topic as asked.
 
-        `history` is the earlier (question, answer) pairs. Without a model, or when it fails, the
-        question is searched as it is.
+        `history` is the earlier (query, answer) pairs, each query what that turn searched for.
         """
-        if self._llm is None or not history:
+        if not history:
             return question
+        if self._llm is None:
+            return offline_standalone(question, history, self._query_terms)
         try:
             return condense_question(question, history, self._llm)
         except LLM_ERRORS as exc:
-            log.warning("could not rewrite the follow-up question (%s); searching it as asked", describe_llm_error(exc))
-            return question
+            log.warning("could not rewrite the follow-up question (%s); adding the previous topic offline",
+                        describe_llm_error(exc))
+            return offline_standalone(question, history, self._query_terms)
 
     def ask(self, question: str, flt: SearchFilter | None = None) -> Answer:
         """The finished Answer (what `stream` ends with)."""

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from kb.answering.citations import MARKER, NO_PASSAGES, NO_SEARCH_TERMS, TOO_FEW_TERMS, finalize
+from kb.answering.citations import MARKER, NO_PASSAGES, NO_SEARCH_TERMS, NOT_FOUND, TOO_FEW_TERMS, finalize
 from kb.records import Answer, Passage
 from kb.sentences import split_sentences
 
@@ -31,6 +31,14 @@ RANK_BONUS = 0.1  # added to a sentence from the first passage, shrinking to 0 f
 MIN_GAIN = 0.2
 MAX_ANSWER_WORDS = 80
 HEADING_MAX_WORDS = 8  # a shorter line without end punctuation is a heading, not an answer
+# A short question is about its names and numbers ("401k employer match", "capital of Mongolia"): when no
+# passage found mentions one of them, quoting the passages for the question's other words answers another
+# question (a cancer booklet's "peer-support matching"). Up to this many content terms; longer questions
+# carry their topic in their other words too. Measured with bench/declines.py and bench/extractive_f1.py
+# (docs/benchmarks.md "Step 7: follow-ups and declines"): at 4, XQuAD answered 0.945 -> 0.936, docugami
+# unchanged, off-topic declined 18 -> 20 of 21 (handbook) and 19 -> 21 of 21 (filings); at 6 XQuAD fell to 0.923.
+SHORT_QUESTION_TERMS = 4
+_QUESTION_WORD = re.compile(r"[^\W_](?:[\w'’.-]*\w)?")
 
 # A heading that a PDF's text ran into the sentence after it: "Balance Billing Protection HOW PROVIDERS
 # AFFECT YOUR COSTS - You pay ..." (a run of two or more all-caps words, perhaps after a few capitalised
@@ -109,9 +117,15 @@ def extractive_answer(
     """
     if not passages:
         return _not_found(NO_PASSAGES, passages)
-    wanted = query_terms(question) - query_terms(QUESTION_FRAMING)
+    framing = query_terms(QUESTION_FRAMING)
+    wanted = query_terms(question) - framing
     if not wanted:
         return _not_found(NO_SEARCH_TERMS, passages)
+    if len(wanted) <= SHORT_QUESTION_TERMS:
+        held = set().union(*(query_terms(p.chunk.indexed_text) for p in passages))
+        absent = [w for w in names_and_numbers(question) if not query_terms(w) - framing <= held]
+        if absent:
+            return _not_found(f"{NOT_FOUND} No passage mentions \u201c{absent[0]}\u201d.", passages)
     # One shared word is a coincidence ("capital" in "the capital of Mongolia"): ask for two when there are two.
     needed = max(min_relevance * len(wanted), min(2, len(wanted)))
     quotes = [
@@ -128,6 +142,16 @@ def extractive_answer(
     body = "\n\n".join(f"{q.text} [{q.passage + 1}]" for q in in_reading_order)
     text, citations = finalize(f"{note}\n\n{body}", passages)
     return Answer(text=text, mode="extractive", citations=citations, passages=passages)
+
+
+def names_and_numbers(question: str) -> list[str]:
+    """The question's words with a digit ("401k", "2023") and its names: capitalised words after the first
+    one, and words with inner capitals anywhere ("NVIDIA", "iPhone"); a possessive "'s" dropped."""
+    words = [re.sub(r"['’]s$", "", w) for w in _QUESTION_WORD.findall(question)]
+    return [
+        w for i, w in enumerate(words)
+        if any(c.isdigit() for c in w) or (len(w) > 1 and ((i > 0 and w[0].isupper()) or any(c.isupper() for c in w[1:])))
+    ]
 
 
 def _covering(quotes: list[_Quote], weight: dict[int, float], passages: int, max_sentences: int) -> list[_Quote]:
