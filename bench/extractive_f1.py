@@ -1,9 +1,10 @@
 """Offline answers: how close kb's extractive answer comes to the reference, against "just show the top passage".
 
-    .venv/bin/python bench/extractive_f1.py [--sets docugami,xquad]
+    .venv/bin/python bench/extractive_f1.py [--sets docugami,xquad,anthropic]
 
 Sets: Docugami's SEC 10-Q questions (the 20 PDFs, 195 questions, long human-reviewed reference answers) and
-XQuAD English (240 Wikipedia paragraphs, one .txt file each, 1,190 questions with short SQuAD answers).
+XQuAD English (240 Wikipedia paragraphs, one .txt file each, 1,190 questions with short SQuAD answers) and the
+Anthropic documentation (232 Markdown files, 100 questions with one-sentence reference answers).
 Each KB is built with `kb ingest FOLDER` in a fresh KB_DATA_DIR; there is no `kb ask --batch`, and
 `kb ask` opens the index on each call, so the questions are asked in this process through the library:
 `KnowledgeBase.ask(question, actor=LOCAL_ADMIN)` (what `kb ask` calls), offline defaults (extractive,
@@ -80,7 +81,18 @@ def xquad_set(folder: Path) -> tuple[Path, list[dict[str, Any]]]:
     return folder, questions
 
 
-SETS = {"docugami": docugami_set, "xquad": xquad_set}
+def anthropic_set(folder: Path) -> tuple[Path, list[dict[str, Any]]]:
+    """The 232 documentation chunks as Markdown files (as bench/anthropic_docs.py writes them), 100 questions
+    with one-sentence reference answers: the closest of these sets to a staff question about a handbook."""
+    from anthropic_docs import DEFAULT_DATA, file_name, markdown
+
+    for chunk in json.loads((DEFAULT_DATA / "anthropic_docs.json").read_text(encoding="utf-8")):
+        (folder / file_name(chunk["chunk_link"])).write_text(markdown(chunk), encoding="utf-8")
+    rows = json.loads((DEFAULT_DATA / "docs_evaluation_dataset.json").read_text(encoding="utf-8"))
+    return folder, [{"id": r["id"], "question": r["question"], "references": [r["correct_answer"]]} for r in rows]
+
+
+SETS = {"docugami": docugami_set, "xquad": xquad_set, "anthropic": anthropic_set}
 
 
 def measure(name: str) -> dict[str, Any]:
@@ -152,7 +164,7 @@ def score(question: dict[str, Any], answer: Any, terms: Any) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sets", default="docugami,xquad", help="comma-separated: docugami, xquad")
+    parser.add_argument("--sets", default="docugami,xquad,anthropic", help="comma-separated: docugami, xquad, anthropic")
     args = parser.parse_args()
     names = [n.strip() for n in args.sets.split(",") if n.strip()]
     unknown = [n for n in names if n not in SETS]
