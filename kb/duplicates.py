@@ -3,8 +3,9 @@
 The same page uploaded under two names, or two versions of a policy kept as two files, give two
 passages that read alike but may disagree on one figure ("two weeks" [1], "three weeks" [2]). A
 reader auditing an answer has to be told, or the two cards look like independent confirmation.
-Likeness is the Jaccard similarity of the passages' word 3-shingles (lower case), which one
-changed word lowers only a little and which unrelated passages on the same topic hardly reach.
+Likeness compares the passages' word 3-shingles (lower case): the share of the shorter passage's
+shingles the other holds, since two files' chunks need not start and end at the same words. One
+changed word lowers it only a little; unrelated passages on the same topic hardly share a shingle.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from __future__ import annotations
 import difflib
 import re
 
-# Jaccard of word 3-shingles from which two passages count as nearly the same text. One word changed in a
-# 20-word passage leaves 0.71, in a 60-word one 0.9; two different sections of one policy (tests/test_highlight.py)
-# and passages of different documents in the shared data stay far below (docs/benchmarks.md, "Chat cards").
-NEAR_DUPLICATE = 0.6
+# The likeness from which two passages count as nearly the same text. One word changed in a 30-word passage
+# leaves about 0.9, in a 20-word one 0.83; two sections of one policy (tests/test_duplicates.py) share almost
+# nothing, and so do passages of different documents in the shared data (docs/benchmarks.md, "Chat cards").
+NEAR_DUPLICATE = 0.7
 SHINGLE = 3
+# Below this many shingles in the shorter passage, likeness is Jaccard's (shared / all): "Ask HR." is held by
+# many passages that are not its copies.
+MIN_CONTAINED = 10
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
 
@@ -30,11 +34,14 @@ def shingles(text: str, size: int = SHINGLE) -> set[tuple[str, ...]]:
 
 
 def likeness(a: str, b: str) -> float:
-    """Jaccard similarity of the two texts' word shingles: 1.0 for the same words, 0.0 for nothing shared."""
+    """The share of the shorter text's word shingles that the other holds (Jaccard's share of all of them when
+    the shorter is very short): 1.0 for the same words, or one text inside the other; 0.0 for nothing shared."""
     first, second = shingles(a), shingles(b)
     if not first or not second:
         return 0.0
-    return len(first & second) / len(first | second)
+    shared = len(first & second)
+    shorter = min(len(first), len(second))
+    return shared / shorter if shorter >= MIN_CONTAINED else shared / len(first | second)
 
 
 def near_duplicate(a: str, b: str, threshold: float = NEAR_DUPLICATE) -> bool:
