@@ -16,6 +16,14 @@ STYLE = """<style>
 .kb-card-head b { color: #1f4e9c; }
 .kb-passage { white-space: pre-wrap; font-size: 0.88rem; line-height: 1.45; max-height: 15rem; overflow-y: auto; }
 .kb-passage mark { background: #fde68a; padding: 0 0.1rem; border-radius: 2px; }
+.kb-passage .kb-support { background: #fef9c3; box-shadow: inset 3px 0 0 #d97706; padding-left: 0.2rem; }
+.kb-card-meta { font-size: 0.8rem; color: #6b7280; margin-bottom: 0.25rem; }
+.kb-card-warn { font-size: 0.82rem; color: #92400e; background: #fffbeb; border-left: 3px solid #d97706;
+  padding: 0.15rem 0.4rem; margin-bottom: 0.3rem; }
+.kb-whole { font-size: 0.82rem; color: #6b7280; margin-top: 0.3rem; }
+.kb-whole .kb-passage { color: #1f2937; }
+.kb-unsupported { text-decoration: underline wavy #d97706; text-underline-offset: 3px; }
+.kb-flag { font-size: 0.8rem; color: #92400e; background: #fffbeb; border-radius: 3px; padding: 0 0.3rem; margin: 0 0.3rem; }
 .kb-answer { white-space: pre-wrap; line-height: 1.55; }
 .kb-answer b { color: #1f4e9c; }
 .kb-question { white-space: pre-wrap; }

@@ -3,22 +3,27 @@
 Everything that comes from documents (passages, extractive answers, LLM answers quoting them) is
 shown as inert text: escaped HTML from kb/highlight.py, or Markdown with every character escaped
 while an answer streams. Markers [n] in an answer and the cards' numbers are the same numbers.
+A cited sentence its passages do not support is marked in the answer with the reason (kb.claims); a card
+opens at the sentence that supports its claims, under that sentence's section, with its document's version.
 """
 
 from __future__ import annotations
 
 import html
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import PurePosixPath
 
 import streamlit as st
 
 from kb.auth import Actor
 from kb.feedback import MAX_COMMENT_CHARS
-from kb.highlight import answer_html, mark_words, markdown_literal, passage_html, supporting_text
+from kb.duplicates import differences, near_duplicate
+from kb.highlight import answer_html, clip, excerpt_start, focus_segments, markdown_literal, passage_html, supporting_spans
 from kb.errors import IndexUnavailable
-from kb.records import Answer, Passage
+from kb.records import Answer, Claim, Passage
 from kb.service import KnowledgeBase
 from app_pages.common import document_labels, current_actor, knowledge_base, note
 
@@ -37,26 +42,101 @@ class Turn:
     feedback_id: int = 0
 
 
-def where(passage: Passage) -> str:
+@dataclass(frozen=True)
+class Support:
+    """What a card shows as backing the answer: the claims citing it that its text supports (their sentences
+    are highlighted, with their words), the ones it does not (a warning each), or, without claims, the
+    question (closest passages, cards shown while an answer streams)."""
+
+    claims: tuple[str, ...] = ()
+    words: str = ""  # the words to mark inside the supporting sentences
+    unsupported: tuple[Claim, ...] = ()
+
+    @classmethod
+    def of(cls, answer: Answer, n: int) -> Support:
+        citing = [c for c in answer.claims if n in c.cited]
+        backed = [c for c in citing if c.supported]
+        return cls(
+            claims=tuple(c.text for c in backed),
+            words=" ".join(w for c in backed for w in c.support_words),
+            unsupported=tuple(c for c in citing if not c.supported),
+        )
+
+    @classmethod
+    def question(cls, query: str) -> Support:
+        return cls(claims=(query,), words=query)
+
+
+def where(passage: Passage, section: str | None) -> str:
     """file · page · section, as escaped HTML."""
     chunk = passage.chunk
     parts = [html.escape(chunk.source)]
     if passage.pages is not None:
         parts.append(passage.page_label())
-    if chunk.section:
-        parts.append(f"§ {html.escape(chunk.section)}")
+    if section:
+        parts.append(f"§ {html.escape(section)}")
     return " · ".join(parts)
 
 
-def card(kb: KnowledgeBase, actor: Actor, n: int, passage: Passage, support: str, key: str) -> None:
-    """One passage: its number, where it comes from, its score, its text with the supporting words
-    marked, and its original file."""
-    segments = mark_words(passage.chunk.text, support, kb.query_terms)
+def version_line(kb: KnowledgeBase, actor: Actor, passage: Passage) -> str:
+    """"version 2 of 2024-05-01", and which version is current when the passage is from an older one."""
+    chunk = passage.chunk
+    found = kb.version_of(chunk.doc_id, chunk.version, actor=actor)
+    if found is None:
+        return ""
+    doc, added = found
+    line = f"version {chunk.version}" + (f" of {added[:10]}" if added else "")
+    if doc.version and doc.version != chunk.version:
+        line += f" (version {doc.version} is current)"
+    return html.escape(line)
+
+
+def duplicate_notes(shown: dict[int, Passage]) -> dict[int, list[str]]:
+    """For each card, a note per other card from a different document with nearly the same text, naming
+    that file and the words where the two differ: two such cards are one source, and may disagree."""
+    notes: dict[int, list[str]] = {n: [] for n in shown}
+    for n, m in combinations(sorted(shown), 2):
+        a, b = shown[n].chunk, shown[m].chunk
+        if a.doc_id == b.doc_id or not near_duplicate(a.text, b.text):
+            continue
+        for this, other, here, there in ((n, m, a, b), (m, n, b, a)):
+            note_text = f"Nearly the same text as [{other}] ({there.source})"
+            changes = differences(here.text, there.text)
+            if changes:
+                said = "; ".join(f"“{mine or '–'}” here, “{theirs or '–'}” in [{other}]" for mine, theirs in changes)
+                note_text += f": they differ in {said}"
+            notes[this].append(html.escape(note_text))
+    return notes
+
+
+def card(
+    kb: KnowledgeBase, actor: Actor, n: int, passage: Passage, support: Support, key: str, notes: Sequence[str] = ()
+) -> None:
+    """One passage: its number, where it comes from (the section of its supporting sentence), its version
+    and score, any warnings, and its text opened at the supporting sentence, which is highlighted with the
+    claim's words; the whole passage and the original file below."""
+    chunk = passage.chunk
+    spans = supporting_spans(chunk.text, support.claims, kb.query_terms)
+    segments = focus_segments(chunk.text, spans, support.words, kb.query_terms)
+    start = excerpt_start(chunk.text, spans)
+    section = chunk.section_at(spans[0][0]) if spans else chunk.section
+    meta = " · ".join(part for part in (version_line(kb, actor, passage), f"score {passage.score:.3f}") if part)
+    warnings = [*notes] + [
+        html.escape(f"Cited for “{claim.text}”, which it does not support: {claim.reason}")
+        for claim in support.unsupported
+    ]
+    body = passage_html(clip(segments, start))
+    if start:
+        body = f"… {body}"
+        whole = f'<details class="kb-whole"><summary>Whole passage</summary><div class="kb-passage">{passage_html(segments)}</div></details>'
+    else:
+        whole = ""
     with st.container(border=True):
         st.html(
-            f'<div class="kb-card" data-n="{n}"><div class="kb-card-head"><b>[{n}]</b> {where(passage)}'
-            f" · score {passage.score:.3f}</div>"
-            f'<div class="kb-passage">{passage_html(segments)}</div></div>'
+            f'<div class="kb-card" data-n="{n}"><div class="kb-card-head"><b>[{n}]</b> {where(passage, section)}</div>'
+            f'<div class="kb-card-meta">{meta}</div>'
+            + "".join(f'<div class="kb-card-warn">\u26a0 {w}</div>' for w in warnings)
+            + f'<div class="kb-passage">{body}</div>{whole}</div>'
         )
         original = kb.original(passage.chunk.doc_id, actor=actor)
         if original is not None:
@@ -70,13 +150,28 @@ def card(kb: KnowledgeBase, actor: Actor, n: int, passage: Passage, support: str
 def cards(kb: KnowledgeBase, actor: Actor, turn_id: str, answer: Answer, query: str) -> None:
     """One card per marker [n]; when the documents do not hold the answer, the closest passages."""
     if answer.citations:
-        for citation in answer.citations:
-            support = supporting_text(answer.text, citation.n)
-            card(kb, actor, citation.n, citation.passage, support, key=f"orig-{turn_id}-{citation.n}")
+        shown = {citation.n: citation.passage for citation in answer.citations}
+        notes = duplicate_notes(shown)
+        for n, passage in shown.items():
+            card(kb, actor, n, passage, Support.of(answer, n), key=f"orig-{turn_id}-{n}", notes=notes[n])
     elif answer.passages:
         note("Closest passages (they do not answer the question):")
-        for n, passage in enumerate(answer.passages, start=1):
-            card(kb, actor, n, passage, query, key=f"orig-{turn_id}-{n}")
+        closest = dict(enumerate(answer.passages, start=1))
+        notes = duplicate_notes(closest)
+        for n, passage in closest.items():
+            card(kb, actor, n, passage, Support.question(query), key=f"orig-{turn_id}-{n}", notes=notes[n])
+
+
+def checked_note(answer: Answer) -> str:
+    """How the cited sentences fared against their passages, in one line ("" when nothing is cited)."""
+    if not answer.claims:
+        return ""
+    bad = sum(not claim.supported for claim in answer.claims)
+    total = len(answer.claims)
+    if not bad:
+        return f"Each of the {total} cited sentences was checked against its passages." if total > 1 else (
+            "The cited sentence was checked against its passage.")
+    return f"{bad} of {total} cited sentences are not supported by the passages they cite (marked \u26a0)."
 
 
 def save_feedback(kb: KnowledgeBase, actor: Actor, turn: Turn) -> None:
@@ -107,8 +202,10 @@ def show_turn(kb: KnowledgeBase, actor: Actor, turn: Turn) -> None:
         with left:
             if turn.query != turn.question:
                 note(f"Searched for: {turn.query}")
-            st.html(f'<div class="kb-answer">{answer_html(turn.answer.text)}</div>')
+            st.html(f'<div class="kb-answer">{answer_html(turn.answer.text, turn.answer.claims)}</div>')
             note("LLM answer" if turn.answer.mode == "llm" else "Extractive answer (quoted sentences)")
+            if checked_note(turn.answer):
+                note(checked_note(turn.answer))
             feedback(kb, actor, turn)
         with right:
             cards(kb, actor, turn.id, turn.answer, turn.query)
@@ -130,7 +227,7 @@ def answer_live(kb: KnowledgeBase, actor: Actor, question: str, query: str, doc_
             if event.kind == "passages":
                 with passages_box.container():
                     for n, passage in enumerate(event.passages, start=1):
-                        card(kb, actor, n, passage, query, key=f"live-{n}")
+                        card(kb, actor, n, passage, Support.question(query), key=f"live-{n}")
             elif event.kind == "token":
                 yield markdown_literal(event.token)
             elif event.answer is not None:

@@ -132,6 +132,7 @@ def iter_chunks(
             char_end=members[-1].end,
             groups=tuple(groups),
             page_starts=tuple(page_starts),
+            section_starts=tuple((u.start - members[0].start, u.section or "") for u in members if u.is_heading),
         )
         seq += 1
         window.drop_before(end)

@@ -1,4 +1,4 @@
-"""Which words of a passage support an answer, and how to show passages and answers as inert text.
+"""Which sentences and words of a passage support an answer, and how to show passages and answers as inert text.
 
 Passage text comes from uploaded files and answers quote it, so neither may ever be read as HTML or
 Markdown: a file could otherwise inject a script, a tracking image, a link or a fake button.
@@ -11,8 +11,12 @@ from __future__ import annotations
 import html
 import re
 import string
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Callable
+
+from kb.records import Claim
+from kb.sentences import sentence_spans
 
 TermsOf = Callable[[str], set[int]]  # text -> its analyzed terms (stemmed, stop words dropped)
 
@@ -23,12 +27,21 @@ _PARAGRAPH = re.compile(r"\n\s*\n")
 _MARKDOWN_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
 
 
+# A sentence of a passage is shown as supporting a claim when it holds at least this share of the claim's
+# search terms that no sentence chosen before holds (a claim may join two sentences; up to MAX_SUPPORTING).
+MIN_SENTENCE_GAIN = 0.25
+MAX_SUPPORTING = 3
+LEAD_CHARS = 160  # a supporting sentence starting further into the passage is shown from just before it
+
+
 @dataclass(frozen=True)
 class Segment:
-    """A run of passage text, marked when its words support the answer."""
+    """A run of passage text, marked when its words support the answer; `focus` when it lies in a sentence
+    that supports it."""
 
     text: str
     marked: bool = False
+    focus: bool = False
 
 
 def supporting_text(answer: str, n: int) -> str:
@@ -72,25 +85,127 @@ def _merge(pieces: list[Segment]) -> list[Segment]:
     for piece in pieces:
         if not piece.text:
             continue
-        if merged and merged[-1].marked == piece.marked:
-            merged[-1] = Segment(merged[-1].text + piece.text, piece.marked)
-        elif piece.marked and len(merged) >= 2 and merged[-2].marked and not merged[-1].text.strip():
+        if merged and (merged[-1].marked, merged[-1].focus) == (piece.marked, piece.focus):
+            merged[-1] = Segment(merged[-1].text + piece.text, piece.marked, piece.focus)
+        elif (piece.marked and len(merged) >= 2 and merged[-2].marked and not merged[-1].text.strip()
+              and merged[-2].focus == merged[-1].focus == piece.focus):
             gap = merged.pop()
-            merged[-1] = Segment(merged[-1].text + gap.text + piece.text, marked=True)
+            merged[-1] = Segment(merged[-1].text + gap.text + piece.text, marked=True, focus=piece.focus)
         else:
             merged.append(piece)
     return merged
 
 
+def passage_sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of a passage: paragraphs (headings, list items) split at blank lines,
+    then into sentences (kb.sentences)."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for gap in [*_PARAGRAPH.finditer(text), None]:
+        end = gap.start() if gap is not None else len(text)
+        spans += [(start + s, start + e) for s, e in sentence_spans(text[start:end])]
+        if gap is not None:
+            start = gap.end()
+    return spans
+
+
+def supporting_spans(text: str, claims: Iterable[str], terms_of: TermsOf) -> list[tuple[int, int]]:
+    """The sentences of the passage `text` that support the claims, in reading order.
+
+    For each claim, the sentence holding most of its search terms, then any other that adds at least
+    MIN_SENTENCE_GAIN of them (a claim may join two sentences), at most MAX_SUPPORTING. A sentence that
+    adds less is no support: a claim sharing only a word or two with the passage gets none."""
+    sentences = passage_sentences(text)
+    terms = [terms_of(text[start:end]) for start, end in sentences]
+    chosen: set[int] = set()
+    for claim in claims:
+        wanted = terms_of(claim) if claim.strip() else set()
+        covered: set[int] = set()
+        for _ in range(MAX_SUPPORTING):
+            gains = [len((wanted - covered) & held) for held in terms]
+            best = max(range(len(terms)), key=lambda i: (gains[i], -i), default=None)
+            if best is None or not wanted or gains[best] < max(1.0, MIN_SENTENCE_GAIN * len(wanted)):
+                break
+            chosen.add(best)
+            covered |= terms[best]
+    return [sentences[i] for i in sorted(chosen)]
+
+
+def focus_segments(text: str, spans: Sequence[tuple[int, int]], support: str, terms_of: TermsOf) -> list[Segment]:
+    """The passage as segments: the supporting sentences (`spans`) in focus, and inside them the words whose
+    terms occur in `support` marked; words elsewhere in the passage are not marked."""
+    pieces: list[Segment] = []
+    position = 0
+    for start, end in spans:
+        pieces.append(Segment(text[position:start]))
+        pieces += [Segment(s.text, s.marked, focus=True) for s in mark_words(text[start:end], support, terms_of)]
+        position = end
+    pieces.append(Segment(text[position:]))
+    return _merge(pieces)
+
+
+def excerpt_start(text: str, spans: Sequence[tuple[int, int]], lead_chars: int = LEAD_CHARS) -> int:
+    """Where a card starts showing the passage so its first supporting sentence is in sight without
+    scrolling: at the start, unless that sentence begins more than `lead_chars` in; then at the sentence
+    before it (or the supporting sentence itself, when the one before is long)."""
+    if not spans or spans[0][0] <= lead_chars:
+        return 0
+    first = spans[0][0]
+    before = [start for start, end in passage_sentences(text) if start < first]
+    if before and first - before[-1] <= 2 * lead_chars:
+        return before[-1]
+    return first
+
+
+def clip(segments: Sequence[Segment], start: int) -> list[Segment]:
+    """The segments from character `start` of their joined text on."""
+    clipped: list[Segment] = []
+    position = 0
+    for segment in segments:
+        end = position + len(segment.text)
+        if end > start:
+            clipped.append(Segment(segment.text[max(start - position, 0):], segment.marked, segment.focus))
+        position = end
+    return clipped
+
+
 def passage_html(segments: list[Segment]) -> str:
-    """Escaped passage text with the supporting words in `<mark>`; line breaks are kept by CSS, not tags."""
-    return "".join(
-        f"<mark>{html.escape(s.text)}</mark>" if s.marked else html.escape(s.text) for s in segments
-    )
+    """Escaped passage text with the supporting words in `<mark>` and the supporting sentences in a
+    `<span class="kb-support">`; line breaks are kept by CSS, not tags."""
+    out: list[str] = []
+    in_focus = False
+    for segment in segments:
+        if segment.focus != in_focus:
+            out.append('<span class="kb-support">' if segment.focus else "</span>")
+            in_focus = segment.focus
+        text = html.escape(segment.text)
+        out.append(f"<mark>{text}</mark>" if segment.marked else text)
+    if in_focus:
+        out.append("</span>")
+    return "".join(out)
 
 
-def answer_html(text: str) -> str:
-    """An answer as escaped text, its citation markers [n] in bold so they stand out."""
+def answer_html(text: str, claims: Sequence[Claim] = ()) -> str:
+    """An answer as escaped text, its citation markers [n] in bold so they stand out. Each claim not
+    supported by its passages stays in place, underlined, followed by a warning with the reason in words
+    (visible without hovering, and as a tooltip)."""
+    out: list[str] = []
+    position = 0
+    for claim in sorted((c for c in claims if not c.supported), key=lambda c: c.start):
+        if claim.start < position or claim.end > len(text) or claim.start >= claim.end:
+            continue  # not a span of this text: show the text as it is
+        reason = html.escape(f"not supported: {claim.reason}" if claim.reason else "not supported", quote=True)
+        out += [
+            _with_markers(text[position : claim.start]),
+            f'<span class="kb-unsupported">{_with_markers(text[claim.start : claim.end])}</span>',
+            f'<span class="kb-flag" title="{reason}">\u26a0 {reason}</span>',
+        ]
+        position = claim.end
+    out.append(_with_markers(text[position:]))
+    return "".join(out)
+
+
+def _with_markers(text: str) -> str:
     return _NUMBER.sub(r"<b>[\1]</b>", html.escape(text))
 
 

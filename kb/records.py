@@ -79,6 +79,9 @@ class Chunk:
     page_starts: tuple[tuple[int, int], ...] = ()
     headings: tuple[str, ...] = ()  # the section path: headings above the chunk, outermost first
     date: str | None = None  # ISO date of the document (ParsedFile.date): cards show it, "latest" ranks by it
+    # Where each heading inside `text` starts: (offset, heading). A chunk that runs into the next section says
+    # which of its sentences stand under which heading; empty when no heading lies inside it.
+    section_starts: tuple[tuple[int, str], ...] = ()
 
     @property
     def context(self) -> str:
@@ -99,6 +102,15 @@ class Chunk:
                 break
             page = number
         return page
+
+    def section_at(self, offset: int) -> str | None:
+        """The section the character at `offset` of `text` stands in: the last heading before it, else `section`."""
+        section = self.section
+        for start, heading in self.section_starts:
+            if start > offset:
+                break
+            section = heading
+        return section
 
     @property
     def indexed_text(self) -> str:

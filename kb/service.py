@@ -231,6 +231,14 @@ class KnowledgeBase:
         path = self.blobs.path(doc.sha256)
         return (doc.name, path) if path.is_file() else None
 
+    def version_of(self, doc_id: str, version: int, *, actor: Actor) -> tuple[Document, str] | None:
+        """The document and the date its `version` was added, for a passage's card; None when the document is
+        gone or not the actor's to see (a card never names what the actor may not see)."""
+        doc = self.catalog.document(doc_id)
+        if doc is None or doc.status == "deleting" or not can_see(doc, rights_of(actor, self.settings)):
+            return None
+        return doc, self.catalog.version_created(doc_id, version)
+
     # feedback --------------------------------------------------------------------------------
     def record_feedback(
         self, actor: Actor, question: str, query: str, answer: Answer, rating: int, comment: str = "",

@@ -13,6 +13,12 @@ from app_helpers import HOSTILE, LEAVE, TRAVEL, add_documents, app_environment, 
 from test_parsing import make_pdf
 
 CONDENSED = "How do part-time staff request annual leave?"
+# The same page uploaded under two names, one of them edited: two cards that disagree.
+LAPTOPS = """# IT equipment
+
+Laptops are replaced every {years} years by the IT desk, who also repair broken screens at no cost to staff.
+Return the old laptop to the IT desk within a week of receiving the new one.
+"""
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +29,7 @@ def kb(tmp_path_factory: pytest.TempPathFactory):
                              ["Dental cover starts after three months of employment."]])
         add_documents(base, root / "docs", {
             "leave.md": LEAVE, "travel.md": TRAVEL, "overtime.txt": HOSTILE, "benefits.pdf": benefits,
+            "it/laptops.md": LAPTOPS.format(years="three"), "it/laptops-old.md": LAPTOPS.format(years="four"),
         })
         yield base
 
@@ -70,6 +77,29 @@ def test_an_answer_has_one_card_per_marker_naming_file_section_and_score(kb):
     assert len(originals) == len(shown)
     # the cited chunk's words that the answer uses are the ones marked
     assert "<mark>HR portal</mark>" in leave_card or "<mark>HR</mark>" in leave_card
+
+
+def support_of(card: str) -> str:
+    """The highlighted supporting sentence(s) of a card as shown at first (not in "Whole passage"), as text."""
+    shown = card.split("<details")[0]
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", part))
+                    for part in re.findall(r'<span class="kb-support">(.*?)</span>', shown, re.S))
+
+
+def test_a_card_opens_at_its_supporting_sentence_under_that_sentences_section(kb):
+    app = ask(new_app(), "How do part-time staff accrue annual leave?")
+    shown = cards(app)
+    leave_card = next(html for html in shown.values() if "leave.md" in html)
+    # the chunk starts under "Requesting leave"; the quoted sentence stands under "Part-time staff"
+    assert "§ Part-time staff" in leave_card and "§ Requesting leave" not in leave_card
+    assert support_of(leave_card) == "Part-time staff accrue annual leave in proportion to their contracted hours."
+    outside = re.sub(r'<span class="kb-support">.*?</span>', "", leave_card, flags=re.S)
+    assert "<mark>" not in outside.split('<details')[0]  # no word is marked outside the supporting sentence
+    # it is in sight: the card's text starts just before it, the whole passage is one click away
+    excerpt = re.search(r'<div class="kb-passage">(.*?)</div>', leave_card, re.S).group(1)
+    assert excerpt.startswith("… ") and excerpt.index("kb-support") < 200
+    assert '<details class="kb-whole"><summary>Whole passage</summary>' in leave_card
+    assert re.search(r'<div class="kb-card-meta">version 1 of \d{4}-\d{2}-\d{2} · score ', leave_card)
 
 
 def test_a_card_from_a_pdf_names_its_page(kb):
@@ -152,6 +182,48 @@ def test_with_an_llm_a_follow_up_is_searched_standalone_and_a_failure_falls_back
         fallback = answers(app)[-1]
         assert "language model is not reachable (the server answered HTTP 500)" in fallback
         assert "HR portal" in fallback and cards(app)
+    finally:
+        monkeypatch.delenv("OPENAI_API_KEY")
+        restart()
+
+
+def test_with_an_llm_an_unsupported_sentence_is_marked_and_near_identical_files_are_named(kb, fake_openai, monkeypatch):
+    def reply(body: dict) -> str:
+        prompt = body["messages"][-1]["content"]
+        if "standalone question" in body["messages"][0]["content"]:
+            return "How often are laptops replaced?"
+        if "How often are laptops replaced?" in prompt:
+            return "Laptops are replaced every three years by the IT desk [1], or every four years [2]."
+        return ("Annual leave is requested in the HR portal at least two weeks in advance [1]. "
+                "The request is approved by the CEO within 14 days [1].")
+
+    fake_openai.reply = reply
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("KB_LLM_MODEL", "fake-model")
+    restart()
+    try:
+        app = ask(new_app(), "How do I request annual leave?")
+        (answer,) = answers(app)
+        assert "Annual leave is requested in the HR portal at least two weeks in advance <b>[1]</b>. " in answer
+        assert ('<span class="kb-unsupported">The request is approved by the CEO within 14 days <b>[1]</b>.</span>'
+                '<span class="kb-flag" title="not supported: 14 is not in [1]">\u26a0 not supported: 14 is not in [1]</span>'
+                in answer)  # the sentence stays, marked, with the reason in words
+        assert "1 of 2 cited sentences are not supported by the passages they cite (marked \u26a0)." in notes(app)
+        (card,) = cards(app).values()
+        assert "\u26a0 Cited for “The request is approved by the CEO within 14 days.”, which it does not support: " in card
+        assert support_of(card) == "To request annual leave, submit a request in the HR portal at least two weeks in advance."
+
+        ask(app, "How often are laptops replaced?")
+        shown = cards(app)
+        assert set(shown) == {1, 2}
+        names = {n: re.search(r"</b> (\S*laptops(?:-old)?\.md)", c).group(1) for n, c in shown.items()}
+        assert {name.rsplit("/", 1)[-1] for name in names.values()} == {"laptops.md", "laptops-old.md"}
+        for n, m in ((1, 2), (2, 1)):
+            said = re.search(r'<div class="kb-card-warn">\u26a0 (.*?)</div>', shown[n]).group(1)
+            assert html.unescape(said).startswith(f"Nearly the same text as [{m}] ({names[m]}): they differ in “")
+            mine, theirs = ("three", "four") if names[n].endswith("/laptops.md") or names[n] == "laptops.md" else ("four", "three")
+            assert f"“{mine}” here, “{theirs}” in [{m}]" in html.unescape(said)
     finally:
         monkeypatch.delenv("OPENAI_API_KEY")
         restart()

@@ -37,7 +37,8 @@ if CHROMIUM is None:
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 60_000
-LLM_REPLY = "Annual leave is requested in the HR portal, two weeks ahead, and your manager approves it [1]."
+LLM_REPLY = ("Annual leave is requested in the HR portal, two weeks ahead, and your manager approves it [1]. "
+             "Your manager replies within 5 days [1].")
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +124,9 @@ def test_upload_ask_and_see_the_cited_passage_card(browser, tmp_path: Path):
         assert "HR portal" in answer.inner_text()
         assert "[1]" in answer.inner_text() and card.locator(".kb-card-head").inner_text().startswith("[1] leave.md")
         assert card.locator("mark").count() > 0
+        support = card.locator(".kb-support").first  # the supporting sentence, highlighted and in sight
+        assert "HR portal" in support.inner_text() and support.is_visible()
+        assert card.locator(".kb-card-meta").inner_text().startswith("version 1 of ")
         page.get_by_text("extractive (no LLM configured) · keyword search only").wait_for()
         page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
 
@@ -156,6 +160,9 @@ def test_cards_show_before_a_streaming_llm_answer_is_finished(browser, tmp_path:
         page.locator(".kb-answer", has_text="manager approves it").wait_for()
         assert "[1]" in page.locator(".kb-answer").inner_text()
         assert page.locator(".kb-card").count() == 1  # one marker, one card
+        flag = page.locator(".kb-answer .kb-flag")  # "within 5 days" is not in the passage: visible, with why
+        assert flag.is_visible() and flag.inner_text() == "\u26a0 not supported: 5 is not in [1]"
+        page.screenshot(path=str(tmp_path / "checked.png"), full_page=True)
 
 
 def test_a_page_opened_by_its_address_first_shows_the_apps_own_navigation(browser, tmp_path: Path):

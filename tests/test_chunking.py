@@ -198,6 +198,21 @@ def test_chunks_carry_their_section_path_and_a_context_line() -> None:
     assert "Staff Handbook" not in dental.text  # display stays the passage itself
 
 
+def test_a_chunk_knows_under_which_heading_each_of_its_sentences_stands() -> None:
+    elements = [
+        Element("Requesting leave", kind="title"),
+        Element("Ask two weeks ahead."),
+        Element("LeaveNow portal", kind="title", level=1),
+        Element("Use the LeaveNow portal."),
+    ]
+    (only,) = chunk(ParsedFile(elements=elements), target_words=300)
+    portal = only.text.index("Use the LeaveNow")
+    assert only.section == "Requesting leave"
+    assert only.section_starts == ((0, "Requesting leave"), (only.text.index("LeaveNow portal"), "LeaveNow portal"))
+    assert only.section_at(only.text.index("Ask two")) == "Requesting leave"
+    assert only.section_at(portal) == "LeaveNow portal"
+
+
 def test_list_items_stay_on_their_own_lines() -> None:
     elements = [Element("Bring:"), Element("A laptop", kind="list_item"), Element("A badge", kind="list_item")]
     assert chunk(ParsedFile(elements=elements))[0].text == "Bring:\n\n- A laptop\n\n- A badge"
@@ -276,7 +291,7 @@ def without_page_starts(chunks: list) -> list:
     """Chunks as the reference (written before chunks kept their page starts and section paths, and when
     a missing title became the file's stem) makes them; those are checked on their own
     (test_a_chunk_knows_where_each_of_its_pages_starts, test_chunks_carry_their_section_path_and_a_context_line)."""
-    return [dataclasses.replace(c, page_starts=(), headings=(), title=c.title or "leave") for c in chunks]
+    return [dataclasses.replace(c, page_starts=(), headings=(), section_starts=(), title=c.title or "leave") for c in chunks]
 
 
 def reference_chunks(parsed: ParsedFile, target_words: int, groups: tuple[str, ...] = ()) -> list:

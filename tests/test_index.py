@@ -102,6 +102,7 @@ def test_payload_round_trips_every_chunk_field():
         char_start=100,
         char_end=124,
         groups=("hr", "it"),
+        section_starts=((12, "Carry-over"),),
     )
     payload = json.loads(json.dumps(chunk_to_payload(original)))  # as it travels to a server
     assert payload["groups"] == ["hr", "it"]

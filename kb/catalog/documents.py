@@ -51,6 +51,11 @@ class Documents(Database):
         )
         return (rows[0]["version"], rows[0]["pages"], rows[0]["chunks"]) if rows and job_id else None
 
+    def version_created(self, doc_id: str, version: int) -> str:
+        """When a version of the document was added ("" if unknown): the date a passage's text is from."""
+        rows = self._query("SELECT created_at FROM versions WHERE doc_id = ? AND version = ?", (doc_id, version))
+        return str(rows[0]["created_at"]) if rows else ""
+
     def next_version(self, doc_id: str) -> int:
         rows = self._query("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM versions WHERE doc_id = ?", (doc_id,))
         return int(rows[0]["v"])

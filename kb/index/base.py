@@ -127,6 +127,7 @@ def chunk_to_payload(chunk: Chunk) -> dict[str, Any]:
     payload["groups"] = list(chunk.groups)
     payload["page_starts"] = [list(pair) for pair in chunk.page_starts]
     payload["headings"] = list(chunk.headings)
+    payload["section_starts"] = [list(pair) for pair in chunk.section_starts]
     return payload
 
 
@@ -138,6 +139,7 @@ def chunk_from_payload(payload: dict[str, Any]) -> Chunk:
     values["groups"] = tuple(values.get("groups") or ())
     values["page_starts"] = tuple((int(start), int(page)) for start, page in values.get("page_starts") or ())
     values["headings"] = tuple(values.get("headings") or ())
+    values["section_starts"] = tuple((int(start), str(heading)) for start, heading in values.get("section_starts") or ())
     return Chunk(**values)
 
 
