@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import PurePosixPath
@@ -51,41 +51,55 @@ class Support:
     claims: tuple[str, ...] = ()
     words: str = ""  # the words to mark inside the supporting sentences
     unsupported: tuple[Claim, ...] = ()
+    # The passage's sentences that back its claims (Claim.evidence: the same sentences give the citation's
+    # page); None for the question's cards, whose sentences are found from the question's words.
+    evidence: tuple[tuple[int, int], ...] | None = None
 
     @classmethod
     def of(cls, answer: Answer, n: int) -> Support:
         citing = [c for c in answer.claims if n in c.cited]
         backed = [c for c in citing if c.supported]
+        spans = sorted({(start, end) for c in backed for m, start, end in c.evidence if m == n})
         return cls(
             claims=tuple(c.text for c in backed),
             words=" ".join(w for c in backed for w in c.support_words),
             unsupported=tuple(c for c in citing if not c.supported),
+            evidence=tuple(spans),
         )
 
     @classmethod
     def question(cls, query: str) -> Support:
         return cls(claims=(query,), words=query)
 
+    def spans(self, text: str, terms_of: Callable[[str], set[int]]) -> list[tuple[int, int]]:
+        """Where in the passage `text` the support stands."""
+        if self.evidence is not None:
+            return list(self.evidence)
+        return supporting_spans(text, self.claims, terms_of)
 
-def where(passage: Passage, section: str | None) -> str:
-    """file · page · section, as escaped HTML."""
+
+def where(passage: Passage, section: str | None, cited: bool) -> str:
+    """file · page · section, as escaped HTML; a cited passage's page is that of its supporting sentence."""
     chunk = passage.chunk
     parts = [html.escape(chunk.source)]
     if passage.pages is not None:
-        parts.append(passage.page_label())
+        parts.append(passage.page_label("quote" if cited else "match"))
     if section:
         parts.append(f"§ {html.escape(section)}")
     return " · ".join(parts)
 
 
 def version_line(kb: KnowledgeBase, actor: Actor, passage: Passage) -> str:
-    """"version 2 of 2024-05-01", and which version is current when the passage is from an older one."""
+    """"version 2 of 2024-05-01 · dated 2023-11-21": when the version was added, the date the document itself
+    records (kb.parsing.dates), and which version is current when the passage is from an older one."""
     chunk = passage.chunk
     found = kb.version_of(chunk.doc_id, chunk.version, actor=actor)
     if found is None:
         return ""
     doc, added = found
     line = f"version {chunk.version}" + (f" of {added[:10]}" if added else "")
+    if chunk.date:
+        line += f" · dated {chunk.date}"
     if doc.version and doc.version != chunk.version:
         line += f" (version {doc.version} is current)"
     return html.escape(line)
@@ -116,7 +130,7 @@ def card(
     and score, any warnings, and its text opened at the supporting sentence, which is highlighted with the
     claim's words; the whole passage and the original file below."""
     chunk = passage.chunk
-    spans = supporting_spans(chunk.text, support.claims, kb.query_terms)
+    spans = support.spans(chunk.text, kb.query_terms)
     segments = focus_segments(chunk.text, spans, support.words, kb.query_terms)
     start = excerpt_start(chunk.text, spans)
     section = chunk.section_at(spans[0][0]) if spans else chunk.section
@@ -133,7 +147,7 @@ def card(
         whole = ""
     with st.container(border=True):
         st.html(
-            f'<div class="kb-card" data-n="{n}"><div class="kb-card-head"><b>[{n}]</b> {where(passage, section)}</div>'
+            f'<div class="kb-card" data-n="{n}"><div class="kb-card-head"><b>[{n}]</b> {where(passage, section, support.evidence is not None)}</div>'
             f'<div class="kb-card-meta">{meta}</div>'
             + "".join(f'<div class="kb-card-warn">\u26a0 {w}</div>' for w in warnings)
             + f'<div class="kb-passage">{body}</div>{whole}</div>'

@@ -93,3 +93,9 @@ def test_each_claim_names_the_sentence_of_its_passage_that_backs_it():
 def test_a_claim_citing_a_missing_passage_has_no_evidence():
     [claim] = check_claims("Leave is two weeks [4].", {1: "Leave is two weeks."})
     assert claim.evidence == () and not claim.supported
+
+
+def test_a_blank_line_ends_a_claim():
+    answer = "(Extractive answer: sentences quoted from your documents.)\n\nLeave is two weeks. [1]"
+    [claim] = check_claims(answer, {1: "Leave is two weeks."})
+    assert claim.text == "Leave is two weeks." and answer[claim.start:claim.end] == "Leave is two weeks. [1]"
