@@ -43,8 +43,6 @@ _STOP = frozenset(
 )
 
 
-
-
 def split_sentences(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence of `text`; markers after a full stop stay with their sentence.
 

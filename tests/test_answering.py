@@ -438,3 +438,11 @@ def test_offline_follow_up_finds_the_passage_the_conversation_is_about(tmp_path)
         assert "Table of contents" not in answer.text
     finally:
         kb.close()
+
+
+def test_a_question_in_the_document_is_not_quoted_as_the_answer():
+    faq = ("Is there a limit to the image file size I can upload?\n\n"
+           "Yes, there are limits: the API takes at most 5MB per image file upload.")
+    answer = extractive_answer("What is the image file size limit for an upload?",
+                               [Passage(Chunk("f:1:0", "f", 1, 0, "faq.md", faq), 1.0, 1)], QUERY_TERMS)
+    assert answer.found and "5MB" in answer.text and "Is there a limit" not in answer.text
