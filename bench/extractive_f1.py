@@ -16,7 +16,7 @@ Per set:
   markers [n] removed) against the reference (the best over the references, as SQuAD does); an
   unanswered question scores its "not found" sentence. Over all questions, and over the answered ones;
 - reference inside: share whose normalized reference occurs in the normalized answer;
-- lengths: mean words of the answer and of the reference;
+- lengths: mean words of the answer and of the reference; quoted sentences per answered question (its markers);
 - top passage: F1 of the first passage's text alone, the "just show the top passage" baseline;
 - top-5 reach: share of the reference's content terms (kb's analyzer: stop words out, stemmed) present in
   the five passages given to the answerer; and the share of questions whose reference occurs whole in them.
@@ -130,6 +130,7 @@ def measure(name: str) -> dict[str, Any]:
         "reference_inside_answer": mean(r["inside"] for r in rows),
         "answer_words_mean": mean(r["answer_words"] for r in answered),
         "answer_words_median": statistics.median([r["answer_words"] for r in answered]) if answered else None,
+        "sentences_mean": mean(r["sentences"] for r in answered),
         "reference_words_mean": mean(r["reference_words"] for r in rows),
         "top_passage_f1": mean(r["top_f1"] for r in rows),
         "top_passage_words_mean": mean(r["top_words"] for r in rows),
@@ -155,6 +156,7 @@ def score(question: dict[str, Any], answer: Any, terms: Any) -> dict[str, Any]:
         "f1": max(tokens_f1(body, ref) for ref in refs),
         "inside": any(normalize_answer(ref) and normalize_answer(ref) in normalize_answer(body) for ref in refs),
         "answer_words": len(body.split()), "reference_words": len(refs[0].split()),
+        "sentences": len(_MARKERS.findall(answer.text)),  # one marker per quoted sentence or list
         "top_f1": max(tokens_f1(top, ref) for ref in refs) if top else 0.0, "top_words": len(top.split()),
         "top5_terms": len(ref_terms & top5_terms) / len(ref_terms) if ref_terms else None,
         "inside_top5": any(normalize_answer(ref) in text for ref in refs for text in normalized_top5 if normalize_answer(ref)),
@@ -175,6 +177,7 @@ def main() -> None:
         ("answered", "answered (not 'do not contain')"), ("f1", "answer F1, all questions"),
         ("f1_answered", "answer F1, answered only"), ("reference_inside_answer", "reference inside answer"),
         ("answer_words_mean", "answer words, mean (answered)"), ("answer_words_median", "answer words, median"),
+        ("sentences_mean", "quoted sentences per answer (answered)"),
         ("reference_words_mean", "reference words, mean"), ("top_passage_f1", "top passage alone, F1"),
         ("top_passage_words_mean", "top passage words, mean"), ("top5_reference_terms", "reference terms in top-5 passages"),
         ("reference_inside_top5", "reference inside top-5 passages"), ("figures_quoted", "reference figures quoted"),
