@@ -30,6 +30,10 @@ class Element:
     kind: ElementKind = "text"
     page: int | None = None  # 1-based; None when the format has no pages
     level: int = 0  # heading depth for titles (0 = top)
+    # A table's cells: one row per line of `text` (empty cells kept as "", so columns line up), the first
+    # row the table's header when `header`; empty for other kinds and for tables whose cells are not known.
+    rows: tuple[tuple[str, ...], ...] = ()
+    header: bool = False
 
 
 @dataclass
@@ -57,6 +61,16 @@ class TextRecord:
 
 
 @dataclass(frozen=True)
+class TableSpan:
+    """The part of a chunk's text that is a table, with its cells, so it can be shown as a table."""
+
+    start: int  # offset in Chunk.text of the first row's line
+    end: int  # offset just past the last row's line: text[start:end] is the rows' lines joined by "\n"
+    rows: tuple[tuple[str, ...], ...]  # one per line of text[start:end]; cells as parsed, "" for an empty one
+    header: bool  # rows[0] is the table's header row (repeated at the top of every part of a long table)
+
+
+@dataclass(frozen=True)
 class Chunk:
     """A passage of a document version, the unit that is indexed, retrieved and cited."""
 
@@ -77,6 +91,7 @@ class Chunk:
     # has no pages. A chunk crossing pages 12-13 says which of its words stand on page 13.
     page_starts: tuple[tuple[int, int], ...] = ()
     headings: tuple[str, ...] = ()  # the section path: headings above the chunk, outermost first
+    tables: tuple[TableSpan, ...] = ()  # the table rows among `text`, in order; empty for a passage of prose
 
     @property
     def context(self) -> str:

@@ -15,7 +15,7 @@ from kb.parsing.partition import partition
 from kb.parsing.pdf import parse_pdf
 from kb.parsing.text import clean_text
 from kb.parsing.titles import fallback_title, real_title
-from kb.records import ParsedFile, ParseError
+from kb.records import Element, ParsedFile, ParseError
 
 # A spreadsheet's first heading is a sheet's name, not the workbook's title (it is in the section path).
 UNTITLED_KINDS = {"xlsx", "csv"}
@@ -38,7 +38,7 @@ def parse_file(path: Path, filename: str | None = None, max_bytes: int | None = 
         raise ParseError("file is too large to read into memory") from exc
     except Exception as exc:  # a library's own failure on a file it cannot read
         raise damaged(kind) from exc
-    elements = [replace(element, text=clean_text(element.text)) for element in parsed.elements]
+    elements = [_cleaned(element) for element in parsed.elements]
     elements = [element for element in elements if element.text]
     if not elements:
         raise ParseError("no text found")
@@ -46,3 +46,17 @@ def parse_file(path: Path, filename: str | None = None, max_bytes: int | None = 
     if title is None and kind not in UNTITLED_KINDS:
         title = fallback_title(elements)
     return ParsedFile(elements=elements, pages=parsed.pages, title=title)
+
+
+def _cleaned(element: Element) -> Element:
+    """The element with its text cleaned, and a table's cells too; a table whose lines no longer match its
+    rows one to one (cleaning cannot add lines, but may drop one) loses its cells and reads as text lines."""
+    text = clean_text(element.text)
+    if not element.rows:
+        return replace(element, text=text)
+    if text == element.text:  # the common case: every non-empty cell stands in the text, so they are clean too
+        return element
+    rows = tuple(tuple(clean_text(cell) for cell in row) for row in element.rows)
+    if text.count("\n") + 1 != len(rows):
+        return replace(element, text=text, rows=(), header=False)
+    return replace(element, text=text, rows=rows)
