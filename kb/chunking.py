@@ -192,7 +192,9 @@ class _Window:
         for offset, text, element in self._texts:
             if offset > end:
                 break
-            if element.rows and offset + len(text) > start and (span := _table_span(text, element, start - offset, end - offset)):
+            if not element.rows or offset + len(text) <= start:
+                continue
+            if span := _table_span(text, element, start - offset, end - offset):
                 spans.append(TableSpan(span.start + offset - start, span.end + offset - start, span.rows, span.header))
         return tuple(spans)
 

@@ -144,6 +144,26 @@ def test_tables_stay_whole_when_they_fit_and_split_by_rows_when_not() -> None:
         assert set(c.text.split("\n")) <= rows  # only whole rows
 
 
+def test_a_chunk_marks_its_table_rows_with_their_cells() -> None:
+    rows = (("Grade", "Days", "Note"), *((f"G{i}", str(20 + i), "" if i % 2 else "capped") for i in range(60)))
+    text = "\n".join(" | ".join(cell for cell in row if cell) for row in rows)
+    table = Element(text, kind="table", rows=rows, header=True)
+    chunks = chunk(ParsedFile(elements=[Element("Leave by grade."), table, Element("Ask HR.")]), target_words=60)
+    assert len(chunks) > 2 and chunks[-1].text.endswith("\n\nAsk HR.")
+    assert chunks[-1].tables[-1].end == len(chunks[-1].text) - len("\n\nAsk HR.")  # prose is outside the span
+    seen = []
+    for c in chunks:
+        for span in c.tables:
+            assert c.text[span.start : span.end] == "\n".join(" | ".join(x for x in row if x) for row in span.rows)
+            assert span.header == (span.rows[0] == rows[0])  # only the span that starts the table has its header
+            seen += span.rows
+    assert seen == list(rows)  # the chunker cuts this one element between rows, never inside one
+    assert chunks[0].tables[0].start == len("Leave by grade.\n\n")
+    unknown = chunk(ParsedFile(elements=[Element(text, kind="table")]))  # a table without its cells
+    mismatched = chunk(ParsedFile(elements=[Element(text, kind="table", rows=rows[:3])]))
+    assert unknown[0].tables == mismatched[0].tables == ()
+
+
 def test_page_spans() -> None:
     rng = random.Random(9)
     elements = [Element(paragraph(rng, 5), page=page) for page in (1, 2, 2, 3, 3)]

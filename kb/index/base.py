@@ -128,7 +128,8 @@ def chunk_to_payload(chunk: Chunk) -> dict[str, Any]:
     payload["page_starts"] = [list(pair) for pair in chunk.page_starts]
     payload["headings"] = list(chunk.headings)
     payload["tables"] = [
-        {"start": t.start, "end": t.end, "rows": [list(row) for row in t.rows], "header": t.header} for t in chunk.tables
+        {"start": t.start, "end": t.end, "rows": [list(row) for row in t.rows], "header": t.header}
+        for t in chunk.tables
     ]
     return payload
 
