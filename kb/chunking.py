@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
 
-from kb.records import Chunk, Element, ParsedFile, TableSpan
+from kb.records import CELL, Chunk, Element, ParsedFile, TableSpan
 
 SEPARATOR = "\n\n"
 
@@ -192,7 +192,7 @@ class _Window:
         for offset, text, element in self._texts:
             if offset > end:
                 break
-            if not element.rows or offset + len(text) <= start:
+            if not element.cells or offset + len(text) <= start:
                 continue
             if span := _table_span(text, element, start - offset, end - offset):
                 spans.append(TableSpan(span.start + offset - start, span.end + offset - start, span.rows, span.header))
@@ -212,8 +212,8 @@ class _Window:
 
 def _table_span(text: str, element: Element, start: int, end: int) -> TableSpan | None:
     """The lines of a table element's `text` that lie wholly within text[start:end], with their rows (offsets
-    into `text`); None when there is none, or the element's rows do not match its lines."""
-    if text.count("\n") + 1 != len(element.rows):
+    into `text`); None when there is none, or the element's cells do not match its lines."""
+    if text.count("\n") != element.cells.count("\n"):
         return None
     start, end = max(start, 0), min(end, len(text))
     first = text.count("\n", 0, start)
@@ -235,7 +235,8 @@ def _table_span(text: str, element: Element, start: int, end: int) -> TableSpan 
         at = newline + 1
     if last == first:
         return None
-    return TableSpan(span_start, span_end, element.rows[first:last], element.header and first == 0)
+    rows = tuple(tuple(line.split(CELL)) for line in element.cells.split("\n")[first:last])
+    return TableSpan(span_start, span_end, rows, element.header and first == 0)
 
 
 def split_units(parsed: ParsedFile, target_words: int, max_words: int) -> list[Unit]:

@@ -20,6 +20,7 @@ def document_name(source: str) -> str:
 
 
 ElementKind = Literal["title", "text", "list_item", "table"]
+CELL = "\x1f"  # the ASCII unit separator between a table row's cells in Element.cells (clean text never has it)
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,15 @@ class Element:
     kind: ElementKind = "text"
     page: int | None = None  # 1-based; None when the format has no pages
     level: int = 0  # heading depth for titles (0 = top)
-    # A table's cells: one row per line of `text` (empty cells kept as "", so columns line up), the first
-    # row the table's header when `header`; empty for other kinds and for tables whose cells are not known.
-    rows: tuple[tuple[str, ...], ...] = ()
-    header: bool = False
+    # A table's cells: one line per line of `text`, its cells separated by CELL, empty ones kept (so the
+    # columns line up); "" for other kinds and for tables whose cells are not known. One string, not a
+    # tuple per row: a million-row CSV would hold ten million more objects. `table_rows` splits it.
+    cells: str = ""
+    header: bool = False  # the first line is the table's header row
+
+    def table_rows(self) -> tuple[tuple[str, ...], ...]:
+        """The cells of each line of `text`, or () when they are not known."""
+        return tuple(tuple(line.split(CELL)) for line in self.cells.split("\n")) if self.cells else ()
 
 
 @dataclass

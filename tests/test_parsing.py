@@ -789,7 +789,7 @@ def test_every_chunk_of_a_long_table_starts_with_its_header_and_keeps_its_cells(
     parsed = parse_file(make_table_file(tmp_path, kind))
     tables = [e for e in parsed.elements if e.kind == "table"]
     assert len(tables) > 1  # a long table comes in parts ...
-    assert all(e.rows[0] == HEADER and e.header for e in tables)
+    assert all(e.table_rows()[0] == HEADER and e.header for e in tables)
     assert all(e.text.startswith("Region | Quarter | Revenue | Note\n") for e in tables)
     assert all(count_words(e.text) <= TABLE_PART_WORDS for e in tables)  # ... that each fit in a chunk
     chunks = [c for c in chunk_document(parsed, doc_id="d", version=1, source=f"sales.{kind}") if c.tables]

@@ -15,7 +15,7 @@ from kb.parsing.partition import partition
 from kb.parsing.pdf import parse_pdf
 from kb.parsing.text import clean_text
 from kb.parsing.titles import fallback_title, real_title
-from kb.records import Element, ParsedFile, ParseError
+from kb.records import CELL, Element, ParsedFile, ParseError
 
 # A spreadsheet's first heading is a sheet's name, not the workbook's title (it is in the section path).
 UNTITLED_KINDS = {"xlsx", "csv"}
@@ -52,11 +52,9 @@ def _cleaned(element: Element) -> Element:
     """The element with its text cleaned, and a table's cells too; a table whose lines no longer match its
     rows one to one (cleaning cannot add lines, but may drop one) loses its cells and reads as text lines."""
     text = clean_text(element.text)
-    if not element.rows:
-        return replace(element, text=text)
-    if text == element.text:  # the common case: every non-empty cell stands in the text, so they are clean too
-        return element
-    rows = tuple(tuple(clean_text(cell) for cell in row) for row in element.rows)
-    if text.count("\n") + 1 != len(rows):
-        return replace(element, text=text, rows=(), header=False)
-    return replace(element, text=text, rows=rows)
+    if not element.cells or text == element.text:  # every non-empty cell stands in the text: clean as well
+        return replace(element, text=text) if text != element.text else element
+    cells = "\n".join(CELL.join(clean_text(cell) for cell in line.split(CELL)) for line in element.cells.split("\n"))
+    if text.count("\n") != cells.count("\n"):
+        return replace(element, text=text, cells="", header=False)
+    return replace(element, text=text, cells=cells)

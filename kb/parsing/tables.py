@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 from kb.chunking import count_words
-from kb.records import Element
+from kb.records import CELL, Element
 
 # Below the smallest chunk at the default KB_CHUNK_WORDS (300: chunks of about 200-400 words), so a part is
 # never cut between rows by the chunker and the header row heads every chunk.
@@ -28,27 +28,27 @@ def table_parts(rows: Iterable[Sequence[str]], part_words: int = TABLE_PART_WORD
     """Table elements of at most `part_words` words (a part holds one row more when a row alone is longer),
     each starting with the first row when it is short enough to repeat. Rows without text are skipped."""
     header: list[str] = []  # the first row's line, repeated at the start of every part when it is short
-    header_cells: list[tuple[str, ...]] = []
+    header_cells: list[str] = []
     lines: list[str] = []
-    cells: list[tuple[str, ...]] = []
+    cells: list[str] = []  # each line's cells, joined by CELL
     words = header_words = 0
     emitted = False
     for row in rows:
-        line = row_line(row)
+        line, row_cells = _row(row)
         if not line:
             continue
         count = _words(line)
         if not lines and not emitted:  # the first row
-            lines, cells, words = [line], [_cells(row)], count
+            lines, cells, words = [line], [row_cells], count
             if count <= part_words * HEADER_SHARE:
-                header, header_cells, header_words = [line], list(cells), count
+                header, header_cells, header_words = [line], [row_cells], count
             continue
         if words + count > part_words and len(lines) > len(header):
             yield _table(lines, cells, header=bool(header) or not emitted)
             emitted = True
             lines, cells, words = list(header), list(header_cells), header_words
         lines.append(line)
-        cells.append(_cells(row))
+        cells.append(row_cells)
         words += count
     if len(lines) > len(header) or (lines and not emitted):
         yield _table(lines, cells, header=bool(header) or not emitted)
@@ -56,18 +56,18 @@ def table_parts(rows: Iterable[Sequence[str]], part_words: int = TABLE_PART_WORD
 
 def row_line(row: Sequence[str]) -> str:
     """A row as one line: its non-empty cells, each with its whitespace collapsed, separated by " | "."""
-    # Collapsing the whole line is the same as collapsing each cell, unless a cell is only whitespace: then
-    # "| |" or a "|" at an end is left, and only then (rarely) is the row cleaned cell by cell.
-    line = " ".join(" | ".join(cell for cell in row if cell).split())
-    if "| |" in line or line.startswith("|") or line.endswith("|"):
-        line = " | ".join(cell for cell in (" ".join(value.split()) for value in row) if cell)
-    return line
+    return _row(row)[0]
 
 
-def _cells(row: Sequence[str]) -> tuple[str, ...]:
-    """The row's cells with their whitespace collapsed (a cell's line breaks must not add lines)."""
-    return tuple(cell if cell.isprintable() and "  " not in cell and cell == cell.strip() else " ".join(cell.split())
-                 for cell in row)  # fmt: skip
+def _row(row: Sequence[str]) -> tuple[str, str]:
+    """The row's line and its cells joined by CELL, each cell's whitespace collapsed (so that a cell's line
+    break adds no line, and the cells say what the line does)."""
+    raw = " | ".join(cell for cell in row if cell)
+    line = " ".join(raw.split())
+    if line == raw:  # the common case: no cell has whitespace to collapse (nor a CELL: split() takes it too)
+        return line, CELL.join(row)
+    cleaned = [" ".join(cell.split()) for cell in row]
+    return " | ".join(cell for cell in cleaned if cell), CELL.join(cleaned)
 
 
 def _words(line: str) -> int:
@@ -75,5 +75,5 @@ def _words(line: str) -> int:
     return line.count(" ") + 1 if line.isascii() else count_words(line)
 
 
-def _table(lines: list[str], cells: list[tuple[str, ...]], *, header: bool) -> Element:
-    return Element(text="\n".join(lines), kind="table", rows=tuple(cells), header=header)
+def _table(lines: list[str], cells: list[str], *, header: bool) -> Element:
+    return Element(text="\n".join(lines), kind="table", cells="\n".join(cells), header=header)
