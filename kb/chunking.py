@@ -8,6 +8,9 @@ row start one together, and no chunk ends on a heading), except that a chunk sti
 takes in the next section whole when it fits and sits under the same parent heading (a sibling or a
 subsection), so slides and short FAQ entries do not become crumbs. A chunk's section is the heading nearest
 above its first words of body text.
+A table is cut only between its rows, and a chunk names the rows it holds, with their cells, in
+`Chunk.tables` (offsets into its text), so they can be shown as a table; that every table chunk starts with
+the header row is the parser's doing (`kb.parsing.tables`: parts smaller than a chunk, each headed by it).
 
 The rules look ahead about one chunk (a chunk ends within `max_words` of its start, and whether a short
 chunk takes in the next section depends only on whether that section exceeds what is left of
