@@ -8,6 +8,9 @@ row start one together, and no chunk ends on a heading), except that a chunk sti
 takes in the next section whole when it fits and sits under the same parent heading (a sibling or a
 subsection), so slides and short FAQ entries do not become crumbs. A chunk's section is the heading nearest
 above its first words of body text.
+A table is cut only between its rows, and a chunk names the rows it holds, with their cells, in
+`Chunk.tables` (offsets into its text), so they can be shown as a table; that every table chunk starts with
+the header row is the parser's doing (`kb.parsing.tables`: parts smaller than a chunk, each headed by it).
 
 The rules look ahead about one chunk (a chunk ends within `max_words` of its start, and whether a short
 chunk takes in the next section depends only on whether that section exceeds what is left of
@@ -23,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
 
-from kb.records import Chunk, Element, ParsedFile
+from kb.records import CELL, Chunk, Element, ParsedFile, TableSpan
 
 SEPARATOR = "\n\n"
 
@@ -133,6 +136,7 @@ def iter_chunks(
             groups=tuple(groups),
             page_starts=tuple(page_starts),
             section_starts=tuple((u.start - members[0].start, u.section or "") for u in members if u.is_heading),
+            tables=window.tables(members[0].start, members[-1].end),
         )
         seq += 1
         window.drop_before(end)
@@ -143,7 +147,7 @@ class _Window:
     whole document, and the texts of the elements they lie in (to cut chunk texts from)."""
 
     def __init__(self, elements: Iterable[Element], target_words: int, max_words: int):
-        self._texts: deque[tuple[int, str]] = deque()  # (offset in document_text, element_text)
+        self._texts: deque[tuple[int, str, Element]] = deque()  # (offset in document_text, element_text, element)
         self._stream = _iter_units(elements, target_words, max_words, self._texts)
         self._units: list[Unit] = []
         self._starts: list[bool] = []  # whether each unit starts a section
@@ -181,12 +185,24 @@ class _Window:
     def text(self, start: int, end: int) -> str:
         """document_text[start:end], from the elements held (a chunk spans whole separators between them)."""
         pieces = []
-        for offset, text in self._texts:
+        for offset, text, _ in self._texts:
             if offset > end:
                 break
             if offset + len(text) >= start:
                 pieces.append(text[max(start - offset, 0) : end - offset])
         return SEPARATOR.join(pieces)
+
+    def tables(self, start: int, end: int) -> tuple[TableSpan, ...]:
+        """The whole table rows within document_text[start:end], with their cells, offsets from `start`."""
+        spans = []
+        for offset, text, element in self._texts:
+            if offset > end:
+                break
+            if not element.cells or offset + len(text) <= start:
+                continue
+            if span := _table_span(text, element, start - offset, end - offset):
+                spans.append(TableSpan(span.start + offset - start, span.end + offset - start, span.rows, span.header))
+        return tuple(spans)
 
     def drop_before(self, index: int) -> None:
         """Forget units before `index` and the elements that lie wholly before unit `index`."""
@@ -200,20 +216,49 @@ class _Window:
             self._texts.popleft()
 
 
+def _table_span(text: str, element: Element, start: int, end: int) -> TableSpan | None:
+    """The lines of a table element's `text` that lie wholly within text[start:end], with their rows (offsets
+    into `text`); None when there is none, or the element's cells do not match its lines."""
+    if text.count("\n") != element.cells.count("\n"):
+        return None
+    start, end = max(start, 0), min(end, len(text))
+    first = text.count("\n", 0, start)
+    span_start = text.rfind("\n", 0, start) + 1
+    if span_start < start:  # the range begins inside a row (one longer than a chunk): from the next row on
+        span_start = text.find("\n", start) + 1
+        first += 1
+        if span_start == 0:
+            return None
+    last, span_end, at = first, span_start, span_start
+    while at <= end:  # `at` starts row `last`
+        newline = text.find("\n", at)
+        stop = len(text) if newline < 0 else newline
+        if stop > end:
+            break
+        last, span_end = last + 1, stop
+        if newline < 0:
+            break
+        at = newline + 1
+    if last == first:
+        return None
+    rows = tuple(tuple(line.split(CELL)) for line in element.cells.split("\n")[first:last])
+    return TableSpan(span_start, span_end, rows, element.header and first == 0)
+
+
 def split_units(parsed: ParsedFile, target_words: int, max_words: int) -> list[Unit]:
     """Headings whole; paragraphs and list items by sentence, tables by row; over-long ones by words."""
     return list(_iter_units(parsed.elements, target_words, max_words, deque(maxlen=0)))
 
 
 def _iter_units(
-    elements: Iterable[Element], target_words: int, max_words: int, texts: deque[tuple[int, str]]
+    elements: Iterable[Element], target_words: int, max_words: int, texts: deque[tuple[int, str, Element]]
 ) -> Iterator[Unit]:
-    """The units of `elements` in order; each element's (offset, text) goes into `texts` before its units."""
+    """The units of `elements` in order; each element's (offset, text, element) goes into `texts` before its units."""
     section, level, offset = None, -1, 0
     open_headings: list[tuple[int, str]] = []  # (level, text) of the headings above, outermost first
     for element in elements:
         text = element_text(element)
-        texts.append((offset, text))
+        texts.append((offset, text, element))
         is_heading = element.kind == "title" and _at_most(text, max_words)  # else it is no heading
         if is_heading:
             section, level = text, element.level

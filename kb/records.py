@@ -20,6 +20,7 @@ def document_name(source: str) -> str:
 
 
 ElementKind = Literal["title", "text", "list_item", "table"]
+CELL = "\x1f"  # the ASCII unit separator between a table row's cells in Element.cells (clean text never has it)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,15 @@ class Element:
     kind: ElementKind = "text"
     page: int | None = None  # 1-based; None when the format has no pages
     level: int = 0  # heading depth for titles (0 = top)
+    # A table's cells: one line per line of `text`, its cells separated by CELL, empty ones kept (so the
+    # columns line up); "" for other kinds and for tables whose cells are not known. One string, not a
+    # tuple per row: a million-row CSV would hold ten million more objects. `table_rows` splits it.
+    cells: str = ""
+    header: bool = False  # the first line is the table's header row
+
+    def table_rows(self) -> tuple[tuple[str, ...], ...]:
+        """The cells of each line of `text`, or () when they are not known."""
+        return tuple(tuple(line.split(CELL)) for line in self.cells.split("\n")) if self.cells else ()
 
 
 @dataclass
@@ -58,6 +68,16 @@ class TextRecord:
 
 
 @dataclass(frozen=True)
+class TableSpan:
+    """The part of a chunk's text that is a table, with its cells, so it can be shown as a table."""
+
+    start: int  # offset in Chunk.text of the first row's line
+    end: int  # offset just past the last row's line: text[start:end] is the rows' lines joined by "\n"
+    rows: tuple[tuple[str, ...], ...]  # one per line of text[start:end]; cells as parsed, "" for an empty one
+    header: bool  # rows[0] is the table's header row (repeated at the top of every part of a long table)
+
+
+@dataclass(frozen=True)
 class Chunk:
     """A passage of a document version, the unit that is indexed, retrieved and cited."""
 
@@ -82,6 +102,7 @@ class Chunk:
     # Where each heading inside `text` starts: (offset, heading). A chunk that runs into the next section says
     # which of its sentences stand under which heading; empty when no heading lies inside it.
     section_starts: tuple[tuple[int, str], ...] = ()
+    tables: tuple[TableSpan, ...] = ()  # the table rows among `text`, in order; empty for a passage of prose
 
     @property
     def context(self) -> str:

@@ -10,7 +10,7 @@ import chunking_reference
 import pytest
 
 from kb.chunking import chunk_document, count_words, document_text, element_text, iter_chunks
-from kb.records import Element, ParsedFile
+from kb.records import CELL, Element, ParsedFile
 
 
 def sentence(rng: random.Random, words: int = 12) -> str:
@@ -142,6 +142,28 @@ def test_tables_stay_whole_when_they_fit_and_split_by_rows_when_not() -> None:
     rows = set(big.split("\n"))
     for c in chunks[1:]:
         assert set(c.text.split("\n")) <= rows  # only whole rows
+
+
+def test_a_chunk_marks_its_table_rows_with_their_cells() -> None:
+    rows = (("Grade", "Days", "Note"), *((f"G{i}", str(20 + i), "" if i % 2 else "capped") for i in range(60)))
+    text = "\n".join(" | ".join(cell for cell in row if cell) for row in rows)
+    cells = "\n".join(CELL.join(row) for row in rows)
+    table = Element(text, kind="table", cells=cells, header=True)
+    assert table.table_rows() == rows
+    chunks = chunk(ParsedFile(elements=[Element("Leave by grade."), table, Element("Ask HR.")]), target_words=60)
+    assert len(chunks) > 2 and chunks[-1].text.endswith("\n\nAsk HR.")
+    assert chunks[-1].tables[-1].end == len(chunks[-1].text) - len("\n\nAsk HR.")  # prose is outside the span
+    seen = []
+    for c in chunks:
+        for span in c.tables:
+            assert c.text[span.start : span.end] == "\n".join(" | ".join(x for x in row if x) for row in span.rows)
+            assert span.header == (span.rows[0] == rows[0])  # only the span that starts the table has its header
+            seen += span.rows
+    assert seen == list(rows)  # the chunker cuts this one element between rows, never inside one
+    assert chunks[0].tables[0].start == len("Leave by grade.\n\n")
+    unknown = chunk(ParsedFile(elements=[Element(text, kind="table")]))  # a table without its cells
+    mismatched = chunk(ParsedFile(elements=[Element(text, kind="table", cells=cells.split("\n", 1)[1])]))
+    assert unknown[0].tables == mismatched[0].tables == ()
 
 
 def test_page_spans() -> None:

@@ -30,7 +30,7 @@ from kb.index import (
 )
 from kb.index import with_chunks
 from kb.index.server import ServerIndexStore
-from kb.records import Chunk
+from kb.records import Chunk, TableSpan
 
 pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
 
@@ -107,6 +107,31 @@ def test_payload_round_trips_every_chunk_field():
     payload = json.loads(json.dumps(chunk_to_payload(original)))  # as it travels to a server
     assert payload["groups"] == ["hr", "it"]
     assert chunk_from_payload(payload) == original
+
+
+ROWS = (("Region", "Revenue", "Note"), ("North", "1200", ""), ("South", "900", "restated"))
+TABLE_CHUNK = Chunk(
+    chunk_id="t:1:3", doc_id="t", version=1, seq=3, source="sales.xlsx",
+    text="Sales by region.\n\nRegion | Revenue | Note\nNorth | 1200\nSouth | 900 | restated",
+    tables=(TableSpan(18, 77, ROWS, True),),
+)  # fmt: skip
+
+
+def test_payload_round_trips_a_chunks_tables_and_old_payloads_have_none():
+    chunk_text = TABLE_CHUNK.text
+    span = TABLE_CHUNK.tables[0]
+    assert chunk_text[span.start : span.end].startswith("Region") and chunk_text[span.end :] == ""
+    payload = json.loads(json.dumps(chunk_to_payload(TABLE_CHUNK)))
+    assert payload["tables"] == [{"start": 18, "end": 77, "rows": [list(row) for row in ROWS], "header": True}]
+    assert chunk_from_payload(payload) == TABLE_CHUNK
+    del payload["tables"]  # a payload written before chunks knew their tables
+    assert chunk_from_payload(payload).tables == ()
+
+
+def test_a_chunks_tables_survive_the_index(make_index):
+    index = make_index()
+    index.replace_document("t", 1, [item(TABLE_CHUNK)])
+    assert index.fetch([point_id(TABLE_CHUNK.chunk_id)]) == {point_id(TABLE_CHUNK.chunk_id): TABLE_CHUNK}
 
 
 def test_point_ids_are_stable_uuids():

@@ -736,3 +736,73 @@ def test_a_running_header_names_the_document_without_its_page_number() -> None:
 def test_a_documents_name_comes_from_its_path() -> None:
     assert document_name("hr/leave_policy-2024.pdf") == "hr leave policy 2024"
     assert document_name("C:\\Users\\a\\Q3 report.docx") == "C: Users a Q3 report"
+
+
+# --- long tables in every format ----------------------------------------------------------------------------
+
+HEADER = ("Region", "Quarter", "Revenue", "Note")
+TABLE_ROWS = [(f"Region {i}", f"Q{i % 4 + 1}", str(1000 + i), "" if i % 3 else "restated") for i in range(150)]
+
+
+def make_table_file(tmp_path: Path, kind: str) -> Path:
+    """A file of `kind` holding one table: HEADER, then TABLE_ROWS (every third Note filled, the rest empty)."""
+    rows = [HEADER, *TABLE_ROWS]
+    path = tmp_path / f"sales.{kind}"
+    if kind == "csv":
+        path.write_text("\n".join(",".join(row) for row in rows) + "\n", encoding="utf-8")
+    elif kind == "html":
+        cells = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+        path.write_text(f"<html><body><h1>Sales</h1><table>{cells}</table></body></html>", encoding="utf-8")
+    elif kind == "xlsx":
+        import openpyxl
+
+        workbook = openpyxl.Workbook()
+        for row in rows:
+            workbook.active.append([cell or None for cell in row])
+        workbook.save(str(path))
+    elif kind == "docx":
+        import docx
+
+        document = docx.Document()
+        document.add_paragraph("Sales by region.")
+        table = document.add_table(rows=len(rows), cols=len(HEADER))
+        for row, values in zip(table.rows, rows):
+            for cell, value in zip(row.cells, values):
+                cell.text = value
+        document.save(str(path))
+    else:
+        import pptx
+        from pptx.util import Inches
+
+        deck = pptx.Presentation()
+        slide = deck.slides.add_slide(deck.slide_layouts[5])
+        slide.shapes.title.text = "Sales"
+        shape = slide.shapes.add_table(len(rows), len(HEADER), Inches(0.5), Inches(1.5), Inches(9), Inches(5))
+        for r, values in enumerate(rows):
+            for c, value in enumerate(values):
+                shape.table.cell(r, c).text = value
+        deck.save(str(path))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx", "docx", "html", "pptx"])
+def test_every_chunk_of_a_long_table_starts_with_its_header_and_keeps_its_cells(tmp_path: Path, kind: str) -> None:
+    parsed = parse_file(make_table_file(tmp_path, kind))
+    tables = [e for e in parsed.elements if e.kind == "table"]
+    assert len(tables) > 1  # a long table comes in parts ...
+    assert all(e.table_rows()[0] == HEADER and e.header for e in tables)
+    assert all(e.text.startswith("Region | Quarter | Revenue | Note\n") for e in tables)
+    assert all(count_words(e.text) <= TABLE_PART_WORDS for e in tables)  # ... that each fit in a chunk
+    chunks = [c for c in chunk_document(parsed, doc_id="d", version=1, source=f"sales.{kind}") if c.tables]
+    assert len(chunks) > 2
+    body: list[tuple[str, ...]] = []
+    for c in chunks:
+        assert c.text[c.tables[0].start :].startswith("Region | Quarter | Revenue | Note\n")
+        for span in c.tables:
+            assert span.header and span.rows[0] == HEADER
+            lines = c.text[span.start : span.end].split("\n")
+            assert lines == [" | ".join(cell for cell in row if cell) for row in span.rows]  # one row a line
+            body += span.rows[1:]
+    assert body == TABLE_ROWS  # every row once, whole, with its empty cells kept so the columns line up
+    later = chunks[-1]  # a chunk of the table's last rows still says what each column is
+    assert later.tables[0].start == 0 and later.text.startswith("Region | Quarter | Revenue | Note\nRegion ")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any, Generic, Protocol, TypeVar
 
-from kb.records import Chunk, SparseVector
+from kb.records import Chunk, SparseVector, TableSpan
 
 SPARSE = "bm25"
 DENSE = "dense"
@@ -128,6 +128,10 @@ def chunk_to_payload(chunk: Chunk) -> dict[str, Any]:
     payload["page_starts"] = [list(pair) for pair in chunk.page_starts]
     payload["headings"] = list(chunk.headings)
     payload["section_starts"] = [list(pair) for pair in chunk.section_starts]
+    payload["tables"] = [
+        {"start": t.start, "end": t.end, "rows": [list(row) for row in t.rows], "header": t.header}
+        for t in chunk.tables
+    ]
     return payload
 
 
@@ -140,6 +144,10 @@ def chunk_from_payload(payload: dict[str, Any]) -> Chunk:
     values["page_starts"] = tuple((int(start), int(page)) for start, page in values.get("page_starts") or ())
     values["headings"] = tuple(values.get("headings") or ())
     values["section_starts"] = tuple((int(start), str(heading)) for start, heading in values.get("section_starts") or ())
+    values["tables"] = tuple(  # absent from payloads written before chunks knew their tables
+        TableSpan(int(t["start"]), int(t["end"]), tuple(tuple(row) for row in t["rows"]), bool(t["header"]))
+        for t in values.get("tables") or ()
+    )
     return Chunk(**values)
 
 

@@ -3,11 +3,9 @@
 unstructured reads a whole CSV into one pandas data frame, renders it as one HTML table and parses that
 again: it refuses a file of more than 5 million cells (its CSV_MAX_CELLS; a 1M-row, 10-column file was
 reported as "damaged"), and under the parse helper's 2 GB cap lxml already fails on 400,000 rows. Reading
-the rows with Python's csv module takes one pass and little memory beyond the text itself. The rows are
-emitted in parts of at most TABLE_PART_WORDS words, so that a part fits in one chunk at the default chunk
-size, and each part starts with the first (header) row, so every chunk of a long table still says what its
-columns are; a header longer than half a part (hundreds of columns) is not repeated. A row is one line of
-its non-empty cells separated by " | ", as `kb.parsing.partition.table_text` writes tables.
+the rows with Python's csv module takes one pass and little memory beyond the text itself. The rows become
+table elements as every format's tables do (`kb.parsing.tables`: parts that fit in a chunk, each starting
+with the header row).
 """
 
 from __future__ import annotations
@@ -15,15 +13,9 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 
-from kb.chunking import count_words
+from kb.parsing.tables import HEADER_SHARE, TABLE_PART_WORDS, row_line, table_parts  # noqa: F401  (re-exported)
 from kb.records import Element
 
-# Below the smallest chunk at the default KB_CHUNK_WORDS (300: chunks of about 200-400 words), so a part is
-# never cut between rows by the chunker and the header row heads every chunk.
-TABLE_PART_WORDS = 200
-# The header row is repeated only while it takes at most this share of a part; a header of a few hundred
-# columns would otherwise double the text and still not fit in a chunk with a row.
-HEADER_SHARE = 0.5
 SNIFF_CHARS = 64 * 1024
 CSV_DELIMITERS = ",;|\t"
 ONE_COLUMN = "\x1f"  # the ASCII unit separator: a file without delimiters is one column
@@ -44,37 +36,23 @@ def delimited_tables(text: str, delimiter: str | None = None) -> list[Element]:
     if delimiter is None:
         delimiter = sniff_delimiter(text)
     csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
-    elements: list[Element] = []
-    header: list[str] = []  # the first row's line, and again at the start of every part when it is short
-    part: list[str] = []
-    part_words = header_words = width = 0
     try:
-        for row in csv.reader(_lines(text), delimiter=delimiter):
-            if not row:
-                continue
-            if not part and not elements:
-                width = len(row)
-            elif len(row) > width:
-                raise RaggedTable(f"a row has {len(row)} cells, the first has {width}")
-            line = row_line(row)
-            if not line:
-                continue
-            words = _words(line)
-            if not part and not elements:  # the first row
-                part, part_words = [line], words
-                header = [line] if words <= TABLE_PART_WORDS * HEADER_SHARE else []
-                header_words = words if header else 0
-                continue
-            if part_words + words > TABLE_PART_WORDS and len(part) > len(header):
-                elements.append(_table(part))
-                part, part_words = list(header), header_words
-            part.append(line)
-            part_words += words
+        return list(table_parts(_rows(csv.reader(_lines(text), delimiter=delimiter))))
     except csv.Error as exc:
         raise RaggedTable(str(exc)) from exc
-    if len(part) > len(header) or (part and not elements):
-        elements.append(_table(part))
-    return elements
+
+
+def _rows(reader: Iterator[list[str]]) -> Iterator[list[str]]:
+    """The reader's rows, empty lines skipped; RaggedTable when one holds more cells than the first."""
+    width = None
+    for row in reader:
+        if not row:
+            continue
+        if width is None:
+            width = len(row)
+        elif len(row) > width:
+            raise RaggedTable(f"a row has {len(row)} cells, the first has {width}")
+        yield row
 
 
 def sniff_delimiter(text: str) -> str:
@@ -86,25 +64,6 @@ def sniff_delimiter(text: str) -> str:
         return csv.Sniffer().sniff(sample, delimiters=CSV_DELIMITERS).delimiter
     except csv.Error:
         return ONE_COLUMN
-
-
-def row_line(row: list[str]) -> str:
-    """A row as one line: its non-empty cells, each with its whitespace collapsed, separated by " | "."""
-    # Collapsing the whole line is the same as collapsing each cell, unless a cell is only whitespace: then
-    # "| |" or a "|" at an end is left, and only then (rarely) is the row cleaned cell by cell.
-    line = " ".join(" | ".join(cell for cell in row if cell).split())
-    if "| |" in line or line.startswith("|") or line.endswith("|"):
-        line = " | ".join(cell for cell in (" ".join(value.split()) for value in row) if cell)
-    return line
-
-
-def _words(line: str) -> int:
-    """Words as the chunker counts them; for ASCII (no CJK) the spaces tell, much faster."""
-    return line.count(" ") + 1 if line.isascii() else count_words(line)
-
-
-def _table(lines: list[str]) -> Element:
-    return Element(text="\n".join(lines), kind="table")
 
 
 def _lines(text: str) -> Iterator[str]:

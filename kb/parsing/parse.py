@@ -16,7 +16,7 @@ from kb.parsing.pdf import parse_pdf
 from kb.parsing.text import clean_text
 from kb.parsing.dates import OFFICE_KINDS, office_date
 from kb.parsing.titles import fallback_title, real_title
-from kb.records import ParsedFile, ParseError
+from kb.records import CELL, Element, ParsedFile, ParseError
 
 # A spreadsheet's first heading is a sheet's name, not the workbook's title (it is in the section path).
 UNTITLED_KINDS = {"xlsx", "csv"}
@@ -39,7 +39,7 @@ def parse_file(path: Path, filename: str | None = None, max_bytes: int | None = 
         raise ParseError("file is too large to read into memory") from exc
     except Exception as exc:  # a library's own failure on a file it cannot read
         raise damaged(kind) from exc
-    elements = [replace(element, text=clean_text(element.text)) for element in parsed.elements]
+    elements = [_cleaned(element) for element in parsed.elements]
     elements = [element for element in elements if element.text]
     if not elements:
         raise ParseError("no text found")
@@ -48,3 +48,15 @@ def parse_file(path: Path, filename: str | None = None, max_bytes: int | None = 
         title = fallback_title(elements)
     date = parsed.date or (office_date(path) if kind in OFFICE_KINDS else None)
     return ParsedFile(elements=elements, pages=parsed.pages, title=title, date=date)
+
+
+def _cleaned(element: Element) -> Element:
+    """The element with its text cleaned, and a table's cells too; a table whose lines no longer match its
+    rows one to one (cleaning cannot add lines, but may drop one) loses its cells and reads as text lines."""
+    text = clean_text(element.text)
+    if not element.cells or text == element.text:  # every non-empty cell stands in the text: clean as well
+        return replace(element, text=text) if text != element.text else element
+    cells = "\n".join(CELL.join(clean_text(cell) for cell in line.split(CELL)) for line in element.cells.split("\n"))
+    if text.count("\n") != cells.count("\n"):
+        return replace(element, text=text, cells="", header=False)
+    return replace(element, text=text, cells=cells)

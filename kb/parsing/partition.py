@@ -30,6 +30,7 @@ import functools
 import importlib
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ import lxml.html
 
 from kb.parsing.delimited import RaggedTable, delimited_tables
 from kb.parsing.html_visible import visible_html
+from kb.parsing.tables import row_line, table_parts
 from kb.parsing.text import decode_text
 from kb.records import Element, ElementKind, ParsedFile, ParseError
 
@@ -201,10 +203,8 @@ def _elements(raw: Iterable[Any], kind: str) -> Iterable[Element]:
         if el.category in SKIPPED_CATEGORIES:
             continue
         metadata = el.metadata
-        if el.category == "Table":
-            text = table_text(metadata.text_as_html) if metadata.text_as_html else el.text
-        else:
-            text = el.text
+        rows = table_rows(metadata.text_as_html) if el.category == "Table" and metadata.text_as_html else None
+        text = "\n".join(filter(None, map(row_line, rows))) if rows is not None else el.text
         if not text.strip():
             continue
         if kind == "xlsx":
@@ -218,15 +218,20 @@ def _elements(raw: Iterable[Any], kind: str) -> Iterable[Element]:
         if element_kind == "title" and len(text.split()) > MAX_HEADING_WORDS:
             element_kind = "text"  # a paragraph typed into a title placeholder or styled as a heading
         level = (metadata.category_depth or 0) if element_kind == "title" else 0
-        yield Element(text=text, kind=element_kind, page=page, level=level)
+        if rows is not None:  # a table: in parts that fit in a chunk, each starting with the header row
+            yield from (replace(part, page=page) for part in table_parts(rows))
+        else:
+            yield Element(text=text, kind=element_kind, page=page, level=level)
 
 
 def table_text(html: str) -> str:
     """A table as one line per row, non-empty cells separated by " | ", so it can be split between rows."""
-    rows = []
-    for row in lxml.html.fromstring(html).iter("tr"):
-        cells = (" ".join(cell.text_content().split()) for cell in row.iterchildren("td", "th"))
-        line = " | ".join(cell for cell in cells if cell)
-        if line:
-            rows.append(line)
-    return "\n".join(rows)
+    return "\n".join(filter(None, map(row_line, table_rows(html))))
+
+
+def table_rows(html: str) -> list[tuple[str, ...]]:
+    """The cells of each row of an HTML table, whitespace collapsed, empty cells kept as ""."""
+    return [
+        tuple(" ".join(cell.text_content().split()) for cell in row.iterchildren("td", "th"))
+        for row in lxml.html.fromstring(html).iter("tr")
+    ]
