@@ -15,6 +15,9 @@ STYLE = """<style>
 .kb-card-head { font-size: 0.85rem; color: #444; margin-bottom: 0.25rem; }
 .kb-card-head b { color: #1f4e9c; }
 .kb-passage { white-space: pre-wrap; font-size: 0.88rem; line-height: 1.45; max-height: 15rem; overflow-y: auto; }
+.kb-passage .kb-table { border-collapse: collapse; white-space: normal; margin: 0.3rem 0; font-size: 0.84rem; }
+.kb-passage .kb-table td, .kb-passage .kb-table th { border: 1px solid #e5e7eb; padding: 0.1rem 0.35rem; text-align: left; }
+.kb-passage .kb-table tr.kb-support { background: #fef9c3; }
 .kb-passage mark { background: #fde68a; padding: 0 0.1rem; border-radius: 2px; }
 .kb-passage .kb-support { background: #fef9c3; box-shadow: inset 3px 0 0 #d97706; padding-left: 0.2rem; }
 .kb-card-meta { font-size: 0.8rem; color: #6b7280; margin-bottom: 0.25rem; }

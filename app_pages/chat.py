@@ -21,7 +21,9 @@ import streamlit as st
 from kb.auth import Actor
 from kb.feedback import MAX_COMMENT_CHARS
 from kb.duplicates import differences, near_duplicate
-from kb.highlight import answer_html, clip, excerpt_start, focus_segments, markdown_literal, passage_html, supporting_spans
+from kb.highlight import (
+    answer_html, excerpt_start, focus_segments, markdown_literal, passage_with_tables_html, supporting_spans,
+)
 from kb.errors import IndexUnavailable
 from kb.records import Answer, Claim, Passage
 from kb.service import KnowledgeBase
@@ -139,10 +141,10 @@ def card(
         html.escape(f"Cited for “{claim.text}”, which it does not support: {claim.reason}")
         for claim in support.unsupported
     ]
-    body = passage_html(clip(segments, start))
+    body = passage_with_tables_html(segments, chunk.tables, start)
     if start:
         body = f"… {body}"
-        whole = f'<details class="kb-whole"><summary>Whole passage</summary><div class="kb-passage">{passage_html(segments)}</div></details>'
+        whole = f'<details class="kb-whole"><summary>Whole passage</summary><div class="kb-passage">{passage_with_tables_html(segments, chunk.tables)}</div></details>'
     else:
         whole = ""
     with st.container(border=True):

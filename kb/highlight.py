@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Callable
 
-from kb.records import Claim
+from kb.records import Claim, TableSpan
 from kb.sentences import sentence_spans
 
 TermsOf = Callable[[str], set[int]]  # text -> its analyzed terms (stemmed, stop words dropped)
@@ -183,6 +183,68 @@ def passage_html(segments: list[Segment]) -> str:
     if in_focus:
         out.append("</span>")
     return "".join(out)
+
+
+def passage_with_tables_html(segments: Sequence[Segment], tables: Sequence[TableSpan], start: int = 0) -> str:
+    """The passage from character `start` on, as `passage_html` does, with its table rows shown as an HTML
+    table of escaped cells: a row in a supporting sentence is highlighted, a cell holding a marked word is
+    marked. A table cut by `start` keeps its header row on top."""
+    if not tables:
+        return passage_html(clip(segments, start))
+    ranges = _ranges(segments)
+    text = "".join(s.text for s in segments)
+    out: list[str] = []
+    position = start
+    for table in tables:
+        if table.end <= start:
+            continue
+        if table.start > position:
+            out.append(passage_html(_between(segments, position, table.start)))
+        out.append(_table_html(text, table, ranges, start))
+        position = table.end
+    out.append(passage_html(_between(segments, position, len(text))))
+    return "".join(out)
+
+
+def _ranges(segments: Sequence[Segment]) -> list[tuple[int, int, Segment]]:
+    ranges, position = [], 0
+    for segment in segments:
+        ranges.append((position, position + len(segment.text), segment))
+        position += len(segment.text)
+    return ranges
+
+
+def _between(segments: Sequence[Segment], start: int, end: int) -> list[Segment]:
+    """The segments cut to characters [start, end) of their joined text."""
+    return [Segment(s.text[max(start - a, 0):end - a], s.marked, s.focus)
+            for a, b, s in _ranges(segments) if b > start and a < end]
+
+
+def _table_html(text: str, table: TableSpan, ranges: list[tuple[int, int, Segment]], start: int) -> str:
+    width = max(len(row) for row in table.rows)
+    lines = text[table.start:table.end].split("\n")
+    rows_html: list[str] = []
+    line_start = table.start
+    for index, (row, line) in enumerate(zip(table.rows, lines)):
+        line_end = line_start + len(line)
+        if line_end > start or (index == 0 and table.header):
+            overlapping = [s for a, b, s in ranges if a < line_end and b > line_start]
+            focus = any(s.focus for s in overlapping)
+            marked = " ".join(s.text for a, b, s in ranges if s.marked and a < line_end and b > line_start).casefold()
+            tag = "th" if index == 0 and table.header else "td"
+            cells = "".join(
+                f"<{tag}>" + (f"<mark>{html.escape(cell)}</mark>" if cell and _holds_marked(cell, marked) else html.escape(cell))
+                + f"</{tag}>"
+                for cell in (*row, *[""] * (width - len(row)))
+            )
+            rows_html.append(f'<tr class="kb-support">{cells}</tr>' if focus else f"<tr>{cells}</tr>")
+        line_start = line_end + 1
+    return f'<table class="kb-table">{"".join(rows_html)}</table>'
+
+
+def _holds_marked(cell: str, marked: str) -> bool:
+    words = _WORD.findall(cell.casefold())
+    return bool(words) and any(word in marked.split() for word in words)
 
 
 def answer_html(text: str, claims: Sequence[Claim] = ()) -> str:

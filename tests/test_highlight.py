@@ -141,3 +141,27 @@ def test_an_unsupported_sentence_and_its_reason_are_escaped():
     assert 'title="not supported: &lt;img src=x onerror=&quot;alert(1)&quot;&gt; is not in [1]"' in html
     # a claim that is not a span of this text (another answer's) changes nothing
     assert answer_html("Short [1].", [claim(hostile, answer, False, "x")]) == answer_html("Short [1].")
+
+
+def test_a_table_passage_is_shown_as_a_table_of_escaped_cells(tmp_path):
+    from kb.chunking import chunk_document
+    from kb.highlight import Segment, focus_segments, passage_with_tables_html
+    from kb.parsing import parse_file
+    from kb.embedding import Bm25Encoder
+
+    rows = ["Plan,Employee cost,Note"] + [f"Plan {n},{n * 10},ok" for n in range(150)] + ["Gold,4500,<script>x</script>"]
+    path = tmp_path / "plans.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    chunks = chunk_document(parse_file(path), doc_id="p", version=1, source="plans.csv")
+    last = next(c for c in chunks if "Gold" in c.text)
+    assert last.tables and last.tables[0].header
+    terms = Bm25Encoder().query_terms
+    gold = last.text.index("Gold")
+    spans = [(gold, last.text.index("\n", gold) if "\n" in last.text[gold:] else len(last.text))]
+    segments = focus_segments(last.text, spans, "Gold plan cost", terms)
+    shown = passage_with_tables_html(segments, last.tables, start=gold)  # opened at the Gold row
+    assert '<table class="kb-table"><tr><th>Plan</th><th>Employee cost</th><th>Note</th></tr>' in shown  # header kept
+    assert '<tr class="kb-support"><td><mark>Gold</mark></td><td>4500</td>' in shown
+    assert "<script>" not in shown and "&lt;script&gt;x&lt;/script&gt;" in shown
+    assert "Plan 0<" not in shown  # rows before the opening point are left out
+    assert passage_with_tables_html([Segment("plain <b>text</b>")], ()) == "plain &lt;b&gt;text&lt;/b&gt;"
