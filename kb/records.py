@@ -30,6 +30,7 @@ class Element:
     kind: ElementKind = "text"
     page: int | None = None  # 1-based; None when the format has no pages
     level: int = 0  # heading depth for titles (0 = top)
+    slide: bool = False  # its page is a slide: a passage never runs from one slide into the next
 
 
 @dataclass
