@@ -6,8 +6,10 @@ four thirds of the target: a section start beats a paragraph end, which beats a 
 cut between words only when it alone is longer than a chunk. Every heading starts a new chunk (headings in a
 row start one together, and no chunk ends on a heading), except that a chunk still shorter than the minimum
 takes in the next section whole when it fits and sits under the same parent heading (a sibling or a
-subsection), so slides and short FAQ entries do not become crumbs. A chunk's section is the heading nearest
-above its first words of body text.
+subsection), so short FAQ entries do not become crumbs. Slides are the exception to that exception: every
+slide starts a chunk (`Element.slide`), because a deck's reader asks for a slide, and a title slide merged
+into the next three was neither found by its own words nor cited with its own number and heading. A chunk's
+section is the heading nearest above its first words of body text.
 A table is cut only between its rows, and a chunk names the rows it holds, with their cells, in
 `Chunk.tables` (offsets into its text), so they can be shown as a table; that every table chunk starts with
 the header row is the parser's doing (`kb.parsing.tables`: parts smaller than a chunk, each headed by it).
@@ -55,6 +57,7 @@ class Unit:
     section: str | None  # nearest heading at or above the unit
     is_heading: bool = False
     path: tuple[str, ...] = ()  # the headings the unit stands under, outermost first (ends with section)
+    new_slide: bool = False  # the first unit of a slide after another: a chunk always starts here
 
 
 def document_text(parsed: ParsedFile) -> str:
@@ -256,7 +259,10 @@ def _iter_units(
     """The units of `elements` in order; each element's (offset, text, element) goes into `texts` before its units."""
     section, level, offset = None, -1, 0
     open_headings: list[tuple[int, str]] = []  # (level, text) of the headings above, outermost first
+    page: int | None = None  # the page of the element before
     for element in elements:
+        new_slide = element.slide and page is not None and element.page != page
+        page = element.page
         text = element_text(element)
         texts.append((offset, text, element))
         is_heading = element.kind == "title" and _at_most(text, max_words)  # else it is no heading
@@ -279,7 +285,9 @@ def _iter_units(
                 section=section,
                 is_heading=is_heading,
                 path=tuple(heading for _, heading in open_headings),
+                new_slide=new_slide,
             )
+            new_slide = False
         offset += len(text) + len(SEPARATOR)
 
 
@@ -344,6 +352,8 @@ def _chunk_end(window: _Window, start: int, min_words: int, target_words: int, m
     index = start
     while (unit := window.unit(index)) is not None:
         if index > start:
+            if unit.new_slide:
+                return index
             if level is not None and window.starts_section(index):
                 takes_next_section = (  # a sibling or a subsection, whole, into a chunk still too short
                     words < min_words and unit.level >= level and window.section_fits(index, max_words - words)

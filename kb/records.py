@@ -31,6 +31,7 @@ class Element:
     kind: ElementKind = "text"
     page: int | None = None  # 1-based; None when the format has no pages
     level: int = 0  # heading depth for titles (0 = top)
+    slide: bool = False  # its page is a slide: a passage never runs from one slide into the next
     # A table's cells: one line per line of `text`, its cells separated by CELL, empty ones kept (so the
     # columns line up); "" for other kinds and for tables whose cells are not known. One string, not a
     # tuple per row: a million-row CSV would hold ten million more objects. `table_rows` splits it.

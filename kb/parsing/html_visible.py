@@ -14,6 +14,7 @@ that is said in a ParseError instead of indexing half a page.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lxml.html
@@ -62,14 +63,17 @@ class Computed:
     backdrop: tuple[int, int, int] | None  # the colour behind the text; None: cannot be told
 
 
-def visible_html(html: str) -> str:
-    """`html` without the text a browser would not show and with no nesting deeper than SAFE_DEPTH."""
+def visible_html(html: str, fix_text: Callable[[lxml.html.HtmlElement], None] | None = None) -> str:
+    """`html` without the text a browser would not show and with no nesting deeper than SAFE_DEPTH;
+    `fix_text` may change the remaining tree's text in place (in the same parse)."""
     root = parse_html(html)
     if root is None:
         return ""
     sheet = document_stylesheet(root)
     for element in drop_hidden(root, sheet):
         flatten(element)
+    if fix_text is not None:
+        fix_text(root)
     return lxml.html.tostring(root, encoding="unicode")
 
 

@@ -39,13 +39,16 @@ import lxml.html
 from kb.parsing.delimited import RaggedTable, delimited_tables
 from kb.parsing.html_visible import visible_html
 from kb.parsing.tables import row_line, table_parts
+from kb.parsing.markdown_links import plain_links_in_html
 from kb.parsing.text import decode_text
+from kb.parsing.xlsx_cells import install_cell_line_breaks
 from kb.records import Element, ElementKind, ParsedFile, ParseError
 
 # kind -> (module, partition function, keyword arguments); text kinds get decoded text, the others the path.
 PARTITIONERS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "txt": ("unstructured.partition.text", "partition_text", {}),
-    "md": ("unstructured.partition.md", "partition_md", {}),
+    # md_in_html: Markdown inside <div markdown=1> (site generators' accordions) is Markdown, not raw text.
+    "md": ("unstructured.partition.md", "partition_md", {"extensions": ["tables", "fenced_code", "md_in_html"]}),
     "html": ("unstructured.partition.html", "partition_html", {}),
     "xml": ("unstructured.partition.xml", "partition_xml", {}),
     "json": ("unstructured.partition.json", "partition_json", {}),
@@ -78,6 +81,9 @@ FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?\n)---[ \t]*(\r?\n|\Z)", re.DOTA
 FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.MULTILINE)
 # Liquid/Jinja statements ({% include x %}, {% alert %}) in site-generator Markdown: markup, never content.
 TEMPLATE_TAG = re.compile(r"\{%-?.*?-?%\}", re.DOTALL)
+# ... except as a link's target ("[text]({% page x %})", "[id]: {% page x %}"): there it stands for a URL, and
+# removing it would leave "[text]()" or an empty definition, which Markdown shows as brackets.
+LINK_TEMPLATE_TAG = re.compile(r"(\]\(\s*|^[ \t]*\[[^\]\n]+\]:[ \t]*)\{%-?.*?-?%\}", re.DOTALL | re.MULTILINE)
 
 
 @functools.cache
@@ -115,10 +121,12 @@ def partition(path: Path, kind: str) -> ParsedFile:
             kind = "txt"  # ragged rows: still readable as text
     if kind in HTML_INSIDE:
         route_html_through_visible(HTML_INSIDE[kind])
+    if kind == "xlsx":
+        install_cell_line_breaks()
     front_title = None
     if kind == "md":
         front_title, text = split_front_matter(text)
-        text = TEMPLATE_TAG.sub("", text)
+        text = TEMPLATE_TAG.sub("", LINK_TEMPLATE_TAG.sub(r"\1#", text)) if "{%" in text else text
     if kind == "html" and text.strip():
         text = visible_html(text)
     if kind in BLOCKED_KINDS and len(text) > BLOCK_CHARS:  # big text: partition it a block at a time
@@ -161,14 +169,16 @@ def _run_partitioner(path: Path, kind: str, text: str) -> list[Any]:
 @functools.cache
 def route_html_through_visible(module_name: str) -> None:
     """Make the HTML that `module_name` (e-mail, Outlook, Markdown) hands to unstructured's partition_html
-    pass through `visible_html` first, as a .html file's does. Runs once per module."""
+    pass through `visible_html` first, as a .html file's does; Markdown's also loses the link syntax it left
+    as text (`kb.parsing.markdown_links`). Runs once per module."""
     module: Any = importlib.import_module(module_name)  # a partitioner module, typed by its use here
     partition_html = module.partition_html
+    fix_text = plain_links_in_html if module_name == HTML_INSIDE["md"] else None
 
     @functools.wraps(partition_html)
     def partition_visible_html(*args: Any, **kwargs: Any) -> list[Any]:
         if kwargs.get("text"):
-            kwargs["text"] = visible_html(kwargs["text"])
+            kwargs["text"] = visible_html(kwargs["text"], fix_text)
         return partition_html(*args, **kwargs)
 
     module.partition_html = partition_visible_html
@@ -219,9 +229,9 @@ def _elements(raw: Iterable[Any], kind: str) -> Iterable[Element]:
             element_kind = "text"  # a paragraph typed into a title placeholder or styled as a heading
         level = (metadata.category_depth or 0) if element_kind == "title" else 0
         if rows is not None:  # a table: in parts that fit in a chunk, each starting with the header row
-            yield from (replace(part, page=page) for part in table_parts(rows))
+            yield from (replace(part, page=page, slide=kind == "pptx") for part in table_parts(rows))
         else:
-            yield Element(text=text, kind=element_kind, page=page, level=level)
+            yield Element(text=text, kind=element_kind, page=page, level=level, slide=kind == "pptx")
 
 
 def table_text(html: str) -> str:
