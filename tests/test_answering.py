@@ -446,3 +446,13 @@ def test_a_question_in_the_document_is_not_quoted_as_the_answer():
     answer = extractive_answer("What is the image file size limit for an upload?",
                                [Passage(Chunk("f:1:0", "f", 1, 0, "faq.md", faq), 1.0, 1)], QUERY_TERMS)
     assert answer.found and "5MB" in answer.text and "Is there a limit" not in answer.text
+
+
+def test_a_title_slide_is_quoted_though_it_has_only_short_lines():
+    slide = Passage(Chunk("d:1:0", "d", 1, 0, "deck.pptx", "Title Slide\n\nWith a subtitle", page_start=1,
+                          page_end=1, section="Title Slide"), 1.0, 1)
+    answer = extractive_answer("What is the subtitle of the title slide?", [slide], QUERY_TERMS)
+    assert answer.found and "With a subtitle [1]" in answer.text and "Title Slide;" not in answer.text
+    contents = "\n\n".join(f"Leave benefits part {n}   {n + 2}" for n in range(1, 12))  # short lines, 55 words
+    toc = Passage(Chunk("t:1:0", "t", 1, 0, "10k.pdf", f"Table of Contents\n\n{contents}", section="Table of Contents"), 1.0, 1)
+    assert not extractive_answer("Which leave benefits section?", [toc], QUERY_TERMS).found  # never quoted whole

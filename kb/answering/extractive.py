@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from kb.answering.citations import MARKER, NO_PASSAGES, NO_SEARCH_TERMS, NOT_FOUND, TOO_FEW_TERMS, finalize
-from kb.records import Answer, Passage
+from kb.records import Answer, Chunk, Passage
 from kb.sentences import split_sentences
 
 QueryTerms = Callable[[str], set[int]]  # text -> its analyzed search terms (kb.embedding.Bm25Encoder.query_terms)
@@ -40,6 +40,7 @@ LONG_QUOTE_WORDS = 40
 LENGTH_PENALTY = 0.5
 MAX_ANSWER_WORDS = 80
 HEADING_MAX_WORDS = 8  # a shorter line without end punctuation is a heading, not an answer
+TINY_PASSAGE_WORDS = 30  # a passage this short with only such lines is quoted whole (a title slide)
 # A short question is about its names and numbers ("401k employer match", "capital of Mongolia"): when no
 # passage found mentions one of them, quoting the passages for the question's other words answers another
 # question (a cancer booklet's "peer-support matching"). Up to this many content terms; longer questions
@@ -207,7 +208,7 @@ def _quotes(i: int, passage: Passage, wanted: set[int], query_terms: QueryTerms)
     section = passage.chunk.section or ""
     heading = wanted & query_terms(section)
     quotes = []
-    for position, text in enumerate(split_quotes(passage.chunk.text)):
+    for position, text in enumerate(split_quotes(passage.chunk.text) or _short_lines(passage.chunk)):
         text = MARKER.sub("", text)  # a document's own "[3]" would pass for a citation marker
         if section and text.casefold().startswith(section.casefold() + " ") and len(text) > 2 * len(section):
             text = text[len(section):].lstrip(" -–—:|")  # the section's heading ran into its first sentence
@@ -215,6 +216,16 @@ def _quotes(i: int, passage: Passage, wanted: set[int], query_terms: QueryTerms)
         if terms:
             quotes.append(_Quote(i, position, text, terms))
     return quotes
+
+
+def _short_lines(chunk: Chunk) -> list[str]:
+    """A tiny passage made only of short lines (a title slide: "Title Slide" / "With a subtitle") quoted as
+    one line, its section heading left out: otherwise it has nothing to quote. Only under
+    TINY_PASSAGE_WORDS words, so a table of contents is never quoted this way."""
+    lines = [line.strip() for line in chunk.text.splitlines() if line.strip() and line.strip() != (chunk.section or "")]
+    if not lines or sum(len(line.split()) for line in lines) > TINY_PASSAGE_WORDS:
+        return []
+    return ["; ".join(lines)]
 
 
 def _term_weights(wanted: set[int], quotes: list[_Quote]) -> dict[int, float]:
