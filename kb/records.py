@@ -236,6 +236,19 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class ShownPassage:
+    """One passage looked up by its chunk id (`kb show`): the chunk, its document, and its version's date."""
+
+    chunk: Chunk
+    document: Document
+    version_added: str  # when the chunk's version was added ("" if unknown)
+
+    @property
+    def is_current(self) -> bool:
+        return self.chunk.version == self.document.version
+
+
+@dataclass(frozen=True)
 class Document:
     """A document as the catalog knows it: its identity, serving version and last ingest outcome."""
 

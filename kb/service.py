@@ -26,14 +26,15 @@ from kb.answering import Answerer, AnswerEvent, build_llm
 from kb.auth import LOCAL_ADMIN, Actor, Client, PasswordGuard, is_admin, may_see, require_admin, visible_groups
 from kb.catalog import SqliteCatalog
 from kb.config import Settings
-from kb.errors import IndexBusy
+from kb.errors import BadRequest, IndexBusy
 from kb.feedback import feedback_for, to_csv
 from kb.health import ComponentHealth, check
-from kb.index import SearchFilter, VectorIndex
+from kb.index import SearchFilter, VectorIndex, point_id
 from kb.intake import Intake, Submitted
 from kb.jobs import JobRunner, Progress
 from kb.queue import JobQueue, busy_message
-from kb.records import Answer, Chunk, Document, Feedback, Job, Modes, Passage, TextRecord
+from kb.records import Answer, Chunk, Document, Feedback, Job, Modes, Passage, ShownPassage, TextRecord
+from kb.rendering import RenderedPage, RenderError, render_page
 from kb.retrieval import Retriever
 from kb.parsing import ParseSandbox
 from kb.serving import ServingIndex
@@ -230,6 +231,28 @@ class KnowledgeBase:
             return None
         path = self.blobs.path(doc.sha256)
         return (doc.name, path) if path.is_file() else None
+
+    def show(self, chunk_id: str, *, actor: Actor) -> ShownPassage:
+        """The passage `chunk_id` with its document and version. Raises BadRequest when there is no such
+        passage or the actor may not see its document: the same message, so nothing is learned."""
+        missing = BadRequest(f"no passage {chunk_id!r} (or it is not yours to see)")
+        chunk = self.serving.index.fetch([point_id(chunk_id)]).get(point_id(chunk_id))
+        doc = self.catalog.document(chunk.doc_id) if chunk is not None else None
+        if chunk is None or doc is None or doc.status == "deleting" or not can_see(doc, rights_of(actor, self.settings)):
+            raise missing
+        return ShownPassage(chunk, doc, self.catalog.version_created(doc.doc_id, chunk.version))
+
+    def render_page(self, chunk_id: str, page: int | None, phrases: Sequence[str], *, actor: Actor) -> RenderedPage:
+        """A page of the passage's PDF (its own version's original), drawn with `phrases` highlighted; the
+        passage's page when `page` is None. Same rights as `show`; RenderError when it cannot be drawn."""
+        shown = self.show(chunk_id, actor=actor)
+        if shown.document.kind != "pdf":
+            raise RenderError(f"{shown.document.name} is not a PDF: only PDF pages are drawn")
+        sha = self.catalog.version_blob(shown.document.doc_id, shown.chunk.version)
+        path = self.blobs.path(sha) if sha else None
+        if path is None or not path.is_file():
+            raise RenderError(f"the original of version {shown.chunk.version} of {shown.document.name} is no longer kept")
+        return render_page(str(path), page or shown.chunk.page_start or 1, list(phrases))
 
     def version_of(self, doc_id: str, version: int, *, actor: Actor) -> tuple[Document, str] | None:
         """The document and the date its `version` was added, for a passage's card; None when the document is

@@ -56,6 +56,11 @@ class Documents(Database):
         rows = self._query("SELECT created_at FROM versions WHERE doc_id = ? AND version = ?", (doc_id, version))
         return str(rows[0]["created_at"]) if rows else ""
 
+    def version_blob(self, doc_id: str, version: int) -> str:
+        """The sha256 of a version's stored original ("" if unknown): what that version's passages were cut from."""
+        rows = self._query("SELECT sha256 FROM versions WHERE doc_id = ? AND version = ?", (doc_id, version))
+        return str(rows[0]["sha256"]) if rows else ""
+
     def next_version(self, doc_id: str) -> int:
         rows = self._query("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM versions WHERE doc_id = ?", (doc_id,))
         return int(rows[0]["v"])

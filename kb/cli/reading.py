@@ -10,6 +10,7 @@ import click
 
 from kb.cli.base import USER_OPTION, actor_of, cli, open_kb, say_mode, where
 from kb.records import Answer, Passage
+from kb.sentences import split_sentences
 
 
 def passage_json(passage: Passage) -> dict[str, Any]:
@@ -128,3 +129,40 @@ def ask(ctx: click.Context, question: str | None, as_json: bool, batch: Any, use
             click.echo("\nClosest passages:")
             for p in answer.passages[:3]:
                 click.echo(f"- {p.chunk.source}{where(p)}: {_excerpt(p.chunk.text, 160)}")
+
+
+@cli.command()
+@click.argument("chunk_id")
+@click.option("--png", "png", type=click.Path(dir_okay=False, writable=True), help="Write the passage's PDF page, highlighted, to this PNG file.")
+@click.option("--page", type=click.IntRange(1), help="With --png: draw this page instead of the passage's first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@USER_OPTION
+@click.pass_context
+def show(ctx: click.Context, chunk_id: str, png: str | None, page: int | None, as_json: bool, user: str | None) -> None:
+    """The passage CHUNK_ID (from `kb search --json`) with its document, version, pages and place."""
+    with open_kb(ctx) as kb:
+        actor = actor_of(kb, user)
+        shown = kb.show(chunk_id, actor=actor)
+        chunk, doc = shown.chunk, shown.document
+        drawn = kb.render_page(chunk_id, page, split_sentences(chunk.text), actor=actor) if png else None
+        if drawn is not None and png:
+            with open(png, "wb") as out:
+                out.write(drawn.png)
+        if as_json:
+            click.echo(json.dumps({
+                "chunk_id": chunk.chunk_id, "doc_id": chunk.doc_id, "source": chunk.source, "version": chunk.version,
+                "current_version": doc.version, "version_added": shown.version_added, "date": chunk.date,
+                "pages": list(chunk.pages) if chunk.pages else None, "section": chunk.section,
+                "headings": list(chunk.headings), "char_start": chunk.char_start, "char_end": chunk.char_end,
+                "text": chunk.text,
+                "png": None if drawn is None else {"file": png, "page": drawn.page, "pages": drawn.pages,
+                                                   "width": drawn.width, "height": drawn.height,
+                                                   "highlights": [list(box) for box in drawn.boxes]},
+            }, ensure_ascii=False, indent=2))
+            return
+        label = f", {chunk.pages_label}" if chunk.pages_label else ""
+        current = "" if shown.is_current else f" (version {doc.version} is current)"
+        click.echo(f"{chunk.source}{label}, version {chunk.version}{current}" + (f" · § {chunk.section}" if chunk.section else ""))
+        click.echo(chunk.text)
+        if drawn is not None:
+            click.echo(f"[page {drawn.page} of {drawn.pages} written to {png}, {len(drawn.boxes)} highlighted]", err=True)
