@@ -24,13 +24,15 @@ from kb.duplicates import differences, near_duplicate
 from kb.highlight import (
     answer_html, excerpt_start, focus_segments, markdown_literal, passage_with_tables_html, supporting_spans,
 )
-from kb.errors import IndexUnavailable
+from kb.errors import IndexUnavailable, KbError
 from kb.records import Answer, Claim, Passage
+from kb.rendering import highlighted_band
 from kb.service import KnowledgeBase
 from app_pages.common import document_labels, current_actor, knowledge_base, note
 
 
 MAX_QUESTION_CHARS = 2000
+LEAD_IN_CHARS = 400  # of the passages before and after, shown around a passage opened in its document
 
 
 @dataclass
@@ -161,6 +163,50 @@ def card(
                 "Original file", data=path.read_bytes, file_name=PurePosixPath(name).name,
                 mime="application/octet-stream", key=key, on_click="ignore", icon=":material/download:",
             )
+        if st.toggle("Open in document", key=f"open-{key}"):
+            in_document(kb, actor, passage, [chunk.text[start:end] for start, end in spans] or [chunk.text], key)
+
+
+# Drawn pages are kept for a while, per person (the rights are checked when a page is drawn), and bounded.
+@st.cache_data(max_entries=64, ttl=900, show_spinner="Drawing the page…")
+def drawn_page(_kb: KnowledgeBase, actor: Actor, chunk_id: str, page: int, phrases: tuple[str, ...]) -> tuple[bytes, bytes, int]:
+    """(the band around the highlights, the whole page, the page count) as PNGs."""
+    drawn = _kb.render_page(chunk_id, page, phrases, actor=actor)
+    return highlighted_band(drawn), drawn.png, drawn.pages
+
+
+def in_document(kb: KnowledgeBase, actor: Actor, passage: Passage, support: list[str], key: str) -> None:
+    """The passage where it stands: for a PDF the page drawn with the supporting sentences highlighted,
+    the pages around it a click away; for other formats the text around it, escaped, the passage marked."""
+    chunk = passage.chunk
+    try:
+        if chunk.source.lower().endswith(".pdf") and passage.page is not None:
+            page_key = f"page-{key}"
+            page = st.session_state.setdefault(page_key, passage.page)
+            band, whole, pages = drawn_page(kb, actor, chunk.chunk_id, page, tuple(support))
+            st.image(band, caption=f"{chunk.source} · page {page} of {pages}")
+            with st.expander("Whole page"):
+                st.image(whole)
+            back, ahead = st.columns(2)
+            back.button("Previous page", key=f"prev-{key}", disabled=page <= 1, icon=":material/chevron_left:",
+                        on_click=st.session_state.__setitem__, args=(page_key, page - 1))
+            ahead.button("Next page", key=f"next-{key}", disabled=page >= pages, icon=":material/chevron_right:",
+                         on_click=st.session_state.__setitem__, args=(page_key, page + 1))
+            return
+        before, shown, after = kb.surroundings(chunk.chunk_id, actor=actor)
+    except KbError as exc:  # not a PDF after all, its original no longer kept, a page pdfium cannot draw
+        st.caption(f"Cannot open it in the document: {exc}")
+        return
+    place = " · ".join(part for part in (chunk.source, passage.page_label(), chunk.section and f"§ {chunk.section}") if part)
+    lead = before.text[-LEAD_IN_CHARS:] if before is not None else ""
+    follow = after.text[:LEAD_IN_CHARS] if after is not None else ""
+    st.html(
+        f'<div class="kb-in-document"><div class="kb-card-meta">{html.escape(place)}</div><div class="kb-passage">'
+        + (f"… {html.escape(lead)}\n\n" if lead else "")
+        + f'<span class="kb-support">{html.escape(shown.chunk.text)}</span>'
+        + (f"\n\n{html.escape(follow)} …" if follow else "")
+        + "</div></div>"
+    )
 
 
 def cards(kb: KnowledgeBase, actor: Actor, turn_id: str, answer: Answer, query: str) -> None:

@@ -40,6 +40,25 @@ class RenderedPage:
     boxes: tuple[tuple[int, int, int, int], ...]
 
 
+def highlighted_band(page: RenderedPage, margin: float = 0.12) -> bytes:
+    """The part of the page around its highlights (plus `margin` of the page's height above and below, and
+    of its width on each side), as PNG: what a narrow card shows so the passage is legible; the whole page
+    when nothing is lit."""
+    from PIL import Image
+
+    if not page.boxes:
+        return page.png
+    pad = round(margin * page.height)
+    top = max(0, min(box[1] for box in page.boxes) - pad)
+    bottom = min(page.height, max(box[3] for box in page.boxes) + pad)
+    out = io.BytesIO()
+    side = round(margin * page.width / 2)
+    left = max(0, min(box[0] for box in page.boxes) - side)
+    right = min(page.width, max(box[2] for box in page.boxes) + side)
+    Image.open(io.BytesIO(page.png)).crop((left, top, right, bottom)).save(out, format="PNG")
+    return out.getvalue()
+
+
 def render_page(path: str, page: int, phrases: list[str], timeout_s: float = RENDER_TIMEOUT_S) -> RenderedPage:
     """Page `page` (1-based) of the PDF at `path`, with every occurrence of `phrases` highlighted.
     Raises RenderError when the page does not exist or the PDF cannot be drawn in time."""

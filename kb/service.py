@@ -242,6 +242,16 @@ class KnowledgeBase:
             raise missing
         return ShownPassage(chunk, doc, self.catalog.version_created(doc.doc_id, chunk.version))
 
+    def surroundings(self, chunk_id: str, *, actor: Actor) -> tuple[Chunk | None, ShownPassage, Chunk | None]:
+        """The passage with the passages before and after it in its document version (None at either end), to
+        show it in place. Same rights as `show`."""
+        shown = self.show(chunk_id, actor=actor)
+        chunk = shown.chunk
+        ids = {seq: point_id(f"{chunk.doc_id}:{chunk.version}:{seq}") for seq in (chunk.seq - 1, chunk.seq + 1) if seq >= 0}
+        found = self.serving.index.fetch(list(ids.values()))
+        before, after = (found.get(ids[seq]) if seq in ids else None for seq in (chunk.seq - 1, chunk.seq + 1))
+        return before, shown, after
+
     def render_page(self, chunk_id: str, page: int | None, phrases: Sequence[str], *, actor: Actor) -> RenderedPage:
         """A page of the passage's PDF (its own version's original), drawn with `phrases` highlighted; the
         passage's page when `page` is None. Same rights as `show`; RenderError when it cannot be drawn."""

@@ -227,3 +227,24 @@ def test_with_an_llm_an_unsupported_sentence_is_marked_and_near_identical_files_
     finally:
         monkeypatch.delenv("OPENAI_API_KEY")
         restart()
+
+
+def test_open_in_document_draws_a_pdf_page_and_shows_text_in_place(kb):
+    app = ask(new_app(), "When does dental cover start?")
+    (toggle,) = [t for t in app.toggle if t.label == "Open in document"]
+    toggle.set_value(True).run()
+    assert not app.exception, app.exception
+    images = app.get("image")
+    assert images, "the PDF page is drawn"
+    assert any("benefits.pdf · page 2 of 2" in str(image.proto) for image in images)
+    assert [b.label for b in app.button if "page" in b.label] == ["Previous page", "Next page"]
+    next(b for b in app.button if b.label == "Previous page").click().run()
+    assert any("page 1 of 2" in str(image.proto) for image in app.get("image"))
+
+    app = ask(new_app(), "How do I request annual leave?")
+    for toggle in [t for t in app.toggle if t.label == "Open in document"]:
+        toggle.set_value(True)
+    app.run()
+    assert not app.exception, app.exception
+    opened = [e.value for e in app.html if e.value.startswith('<div class="kb-in-document">')]
+    assert any("leave.md" in block and '<span class="kb-support">' in block for block in opened)

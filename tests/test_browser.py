@@ -165,6 +165,30 @@ def test_cards_show_before_a_streaming_llm_answer_is_finished(browser, tmp_path:
         page.screenshot(path=str(tmp_path / "checked.png"), full_page=True)
 
 
+def test_open_in_document_shows_the_pdf_page_with_the_passage_highlighted(browser, tmp_path: Path):
+    from test_parsing import make_pdf
+
+    (tmp_path / "benefits.pdf").write_bytes(make_pdf([["Staff benefits", "This guide lists the benefits of staff."],
+                                                      ["Dental cover starts after three months of employment."]]))
+    kb = KnowledgeBase(load_settings(env={}, secrets_file=tmp_path / "none.toml", data_dir=tmp_path / "data"))
+    kb.submit_paths([tmp_path / "benefits.pdf"])
+    kb.work_queue()
+    kb.close()
+    with running_app(tmp_path) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(url)
+        ask(page, "When does dental cover start?")
+        page.locator(".kb-card", has_text="benefits.pdf").first.wait_for()
+        page.get_by_text("Open in document").first.click()
+        image = page.locator('[data-testid="stImage"] img').first
+        image.wait_for()
+        page.get_by_text("benefits.pdf · page 2 of 2").wait_for()
+        assert image.evaluate("img => img.naturalWidth") > 500  # the drawn page, not a placeholder
+        page.screenshot(path=str(tmp_path / "open-in-document.png"), full_page=True)
+    assert (tmp_path / "open-in-document.png").stat().st_size > 10_000
+
+
 def test_a_page_opened_by_its_address_first_shows_the_apps_own_navigation(browser, tmp_path: Path):
     """The first request after a start opens /upload directly: the app's three pages, no file list."""
     with running_app(tmp_path) as url:

@@ -64,3 +64,17 @@ def test_a_damaged_pdf_or_a_missing_page_is_a_clear_error(tmp_path: Path):
     good.write_bytes(make_pdf([["One page only."]]))
     with pytest.raises(RenderError, match="has 1 pages, not page 3"):
         render_page(str(good), 3, [])
+
+
+def test_the_band_around_the_highlights_is_cut_from_the_page(tmp_path: Path):
+    import io
+
+    from kb.rendering import highlighted_band
+
+    good = tmp_path / "page.pdf"
+    good.write_bytes(make_pdf([["Top line of the page.", "Dental cover starts after three months."]]))
+    drawn = render_page(str(good), 1, ["Dental cover starts"])
+    band = Image.open(io.BytesIO(highlighted_band(drawn)))
+    assert band.width < drawn.width and band.height < drawn.height / 2
+    unlit = render_page(str(good), 1, ["nowhere on the page"])
+    assert unlit.boxes == () and highlighted_band(unlit) == unlit.png
