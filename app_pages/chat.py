@@ -44,6 +44,7 @@ class Turn:
     query: str  # what was searched: the question made standalone from the conversation
     answer: Answer
     feedback_id: int = 0
+    answer_id: int = 0  # its record in the audit log
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,8 @@ def save_feedback(kb: KnowledgeBase, actor: Actor, turn: Turn) -> None:
         return
     comment = st.session_state.get(f"comment-{turn.id}", "")
     turn.feedback_id = kb.record_feedback(
-        actor, turn.question, turn.query, turn.answer, 1 if thumbs == 1 else -1, comment, turn.feedback_id
+        actor, turn.question, turn.query, turn.answer, 1 if thumbs == 1 else -1, comment, turn.feedback_id,
+        turn.answer_id,
     )
 
 
@@ -339,7 +341,8 @@ def main() -> None:
         except IndexUnavailable as exc:  # e.g. the Qdrant server is down: say so, keep the conversation
             st.error(f"Search is not available right now: {exc}", icon=":material/error:")
             return
-    turns.append(Turn(id=uuid.uuid4().hex[:12], question=question, query=query, answer=answer))
+    answer_id = kb.record_answer(actor, question, query, answer)
+    turns.append(Turn(id=uuid.uuid4().hex[:12], question=question, query=query, answer=answer, answer_id=answer_id))
     st.rerun()  # show the finished answer as part of the conversation, with its feedback buttons
 
 

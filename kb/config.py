@@ -113,6 +113,10 @@ class Settings(BaseSettings):
         0.5, env="KB_MIN_RELEVANCE", ge=0, le=1,
         help="share of the question's terms the best passage must hold, else \"the documents do not say\"",
     )
+    audit_days: int = setting(
+        0, env="KB_AUDIT_DAYS", ge=0,
+        help="days the audit log keeps each answer shown (0: keep them all); the worker deletes older ones",
+    )
     timeout_s: float = setting(30.0, env="KB_TIMEOUT", gt=0, help="seconds for every network call")
     parse_timeout_s: float = setting(120.0, env="KB_PARSE_TIMEOUT", gt=0, help="seconds one file may take to parse")
     parse_memory_mb: int = setting(

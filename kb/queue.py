@@ -12,6 +12,7 @@ import fcntl
 import logging
 import os
 import time
+from datetime import datetime, timedelta, timezone
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
@@ -25,6 +26,7 @@ from kb.storage import BlobStore
 
 log = logging.getLogger(__name__)
 
+RETENTION_EVERY_S = 3600.0  # the audit log's old answers are deleted at most this often
 PROGRESS_EVERY_S = 0.5  # a running job's progress reaches the catalog at most this often (and at the end)
 
 
@@ -50,6 +52,7 @@ class JobQueue:
         self.blobs = blobs
         self.serving = serving
         self.runner = runner
+        self._retention_at = -RETENTION_EVERY_S  # the first work() applies it
         self._lease: IO[str] | None = None
 
     @property
@@ -108,9 +111,11 @@ class JobQueue:
         self.blobs.remove_incoming()
 
     def work(self, on_done: Callable[[Job], None] | None = None, progress: Progress | None = None) -> int:
-        """Work queued jobs until none is left (only in the process that holds the lease)."""
+        """Work queued jobs until none is left (only in the process that holds the lease); apply the audit
+        log's retention (KB_AUDIT_DAYS) at most once an hour."""
         if not self.take():
             return 0
+        self._apply_retention()
         worked = 0
         while (job := self.catalog.claim_next()) is not None:
             self.runner.run(job, self._recorded(job.id, progress))
@@ -120,6 +125,16 @@ class JobQueue:
         if worked:
             self.serving.compact_if_due()
         return worked
+
+    def _apply_retention(self) -> None:
+        days = self.runner.settings.audit_days
+        if not days or time.monotonic() - self._retention_at < RETENTION_EVERY_S:
+            return
+        self._retention_at = time.monotonic()
+        cutoff = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="seconds")
+        removed = self.catalog.forget_answers_before(cutoff)
+        if removed:
+            log.info("audit log: %d answers older than %d days removed (KB_AUDIT_DAYS)", removed, days)
 
     def _recorded(self, job_id: int, progress: Progress | None) -> Progress:
         """A progress callback that writes to the catalog (throttled) and tells `progress` too."""

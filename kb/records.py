@@ -314,6 +314,38 @@ class Feedback:
 
 
 @dataclass(frozen=True)
+class CitedPassage:
+    """One citation of a recorded answer, as it was shown: which passage of which version, on which page,
+    and a hash of its text, so a later reader can tell whether the document has changed since."""
+
+    n: int
+    doc_id: str
+    version: int
+    chunk_id: str
+    page: int | None
+    text_sha256: str
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """An answer as it was shown to someone: what they asked, what was searched, the answer, its claims
+    check and its citations; the rating they gave it, if any."""
+
+    id: int  # 0 until the catalog stores it
+    time: str
+    user: str
+    question: str
+    query: str
+    answer: str
+    mode: str
+    found: bool
+    citations: tuple[CitedPassage, ...]
+    claims: tuple[dict[str, object], ...]  # {"text", "cited", "supported", "reason"}
+    rating: int | None = None  # 1 or -1 once rated
+    comment: str = ""
+
+
+@dataclass(frozen=True)
 class Modes:
     """How answers are made right now: the search (hybrid or keyword-only) and the LLM, if any."""
 

@@ -27,13 +27,14 @@ from kb.auth import LOCAL_ADMIN, Actor, Client, PasswordGuard, is_admin, may_see
 from kb.catalog import SqliteCatalog
 from kb.config import Settings
 from kb.errors import BadRequest, IndexBusy
+from kb.audit import audit_record
 from kb.feedback import feedback_for, to_csv
 from kb.health import ComponentHealth, check
 from kb.index import SearchFilter, VectorIndex, point_id
 from kb.intake import Intake, Submitted
 from kb.jobs import JobRunner, Progress
 from kb.queue import JobQueue, busy_message
-from kb.records import Answer, Chunk, Document, Feedback, Job, Modes, Passage, ShownPassage, TextRecord
+from kb.records import Answer, AuditRecord, Chunk, Document, Feedback, Job, Modes, Passage, ShownPassage, TextRecord
 from kb.rendering import RenderedPage, RenderError, render_page
 from kb.retrieval import Retriever
 from kb.parsing import ParseSandbox
@@ -275,11 +276,24 @@ class KnowledgeBase:
     # feedback --------------------------------------------------------------------------------
     def record_feedback(
         self, actor: Actor, question: str, query: str, answer: Answer, rating: int, comment: str = "",
-        feedback_id: int = 0,
+        feedback_id: int = 0, answer_id: int = 0,
     ) -> int:
-        """Store a rating (1 or -1) on an answer, or change the actor's earlier one; returns its id."""
+        """Store a rating (1 or -1) on an answer, or change the actor's earlier one; returns its id. With
+        the answer's audit id (`record_answer`), the audit log shows the rating too."""
         record = feedback_for(answer, question, query, actor.name, rating, comment, feedback_id)
+        if answer_id:
+            self.catalog.rate_answer(answer_id, actor.name, record.rating, record.comment)
         return self.catalog.save_feedback(record)
+
+    # the audit log -----------------------------------------------------------------------------
+    def record_answer(self, actor: Actor, question: str, query: str, answer: Answer) -> int:
+        """Keep the answer as it was shown to `actor` (kb.audit); returns its audit id."""
+        return self.catalog.record_answer(audit_record(answer, question, query, actor.name))
+
+    def audit(self, actor: Actor, since: str = "", user: str | None = None, limit: int | None = None) -> list[AuditRecord]:
+        """The recorded answers, newest first (admins only: they hold everyone's questions)."""
+        require_admin(actor, self.settings, "reading the audit log")
+        return self.catalog.answers(since, user, limit)
 
     def feedback_log(self, actor: Actor, limit: int | None = None) -> list[Feedback]:
         require_admin(actor, self.settings, "reading the feedback log")

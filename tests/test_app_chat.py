@@ -248,3 +248,14 @@ def test_open_in_document_draws_a_pdf_page_and_shows_text_in_place(kb):
     assert not app.exception, app.exception
     opened = [e.value for e in app.html if e.value.startswith('<div class="kb-in-document">')]
     assert any("leave.md" in block and '<span class="kb-support">' in block for block in opened)
+
+
+def test_every_answer_shown_in_chat_is_in_the_audit_log_with_its_rating(kb):
+    before = len(kb.audit(LOCAL_ADMIN))
+    app = ask(new_app(), "How do I request annual leave?")
+    records = kb.audit(LOCAL_ADMIN)
+    assert len(records) == before + 1
+    record = records[0]
+    assert record.question == "How do I request annual leave?" and record.citations and record.rating is None
+    app.get("feedback")[0].set_value(0).run()  # thumbs down
+    assert kb.audit(LOCAL_ADMIN)[0].rating == -1

@@ -1,4 +1,4 @@
-"""The catalog: documents, their versions, ingest outcomes, the job queue and feedback.
+"""The catalog: documents, their versions, ingest outcomes, the job queue, feedback and the answers shown.
 
 `SqliteCatalog` keeps them in one SQLite file in WAL mode, which several processes may open at once
 (the app and `kb ingest`). Every write is one transaction, so a crash leaves the catalog either
@@ -6,6 +6,7 @@ before or after a change, never in between. A document is known by its id; its n
 call it and need not be unique (see kb.access: names are scoped by what each person can see).
 """
 
+from kb.catalog.answers import AnswerLog
 from kb.catalog.database import MAX_ATTEMPTS, SCHEMA_VERSION, doc_id_for, new_doc_id, now
 from kb.catalog.documents import Documents
 from kb.catalog.feedback import FeedbackLog
@@ -14,5 +15,5 @@ from kb.catalog.jobs import Jobs
 __all__ = ["MAX_ATTEMPTS", "SCHEMA_VERSION", "SqliteCatalog", "doc_id_for", "new_doc_id", "now"]
 
 
-class SqliteCatalog(Documents, Jobs, FeedbackLog):
+class SqliteCatalog(Documents, Jobs, FeedbackLog, AnswerLog):
     """The catalog in one SQLite file. Safe to share between threads and processes."""

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from kb.cli.base import USER_OPTION, actor_of, cli, open_kb, say_mode, where
+from kb.audit import audit_json
 from kb.records import Answer, Passage
 from kb.sentences import split_sentences
 
@@ -115,7 +116,9 @@ def ask(ctx: click.Context, question: str | None, as_json: bool, batch: Any, use
             for qid, text in batch_items(batch):
                 click.echo(json.dumps({"id": qid, **answer_json(kb.ask(text, actor=actor))}, ensure_ascii=False))
             return
-        answer = kb.ask(question or "", actor=actor_of(kb, user))
+        actor = actor_of(kb, user)
+        answer = kb.ask(question or "", actor=actor)
+        kb.record_answer(actor, question or "", question or "", answer)  # the audit log (a batch is not kept)
         say_mode(kb)
         if as_json:
             click.echo(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
@@ -166,3 +169,23 @@ def show(ctx: click.Context, chunk_id: str, png: str | None, page: int | None, a
         click.echo(chunk.text)
         if drawn is not None:
             click.echo(f"[page {drawn.page} of {drawn.pages} written to {png}, {len(drawn.boxes)} highlighted]", err=True)
+
+
+@cli.command()
+@click.option("--since", default="", help="Only answers from this date (YYYY-MM-DD) or time on.")
+@click.option("--user", "of_user", default=None, help="Only the answers shown to this user.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="At most this many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+@click.option("--as", "as_user", default=None, help="Read it as this user (it needs an admin); default: the machine owner.")
+@click.pass_context
+def audit(ctx: click.Context, since: str, of_user: str | None, limit: int | None, as_json: bool, as_user: str | None) -> None:
+    """The answers shown (chat and `kb ask`), newest first, with their citations' versions (admins only)."""
+    with open_kb(ctx) as kb:
+        records = kb.audit(actor_of(kb, as_user), since=since, user=of_user, limit=limit)
+        for record in records:
+            if as_json:
+                click.echo(json.dumps(audit_json(record), ensure_ascii=False))
+                continue
+            cited = ", ".join(f"[{c.n}] {c.chunk_id}" + (f" p. {c.page}" if c.page else "") for c in record.citations)
+            rating = {1: " · 👍", -1: " · 👎"}.get(record.rating or 0, "")
+            click.echo(f"{record.time}  {record.user}  {record.question!r}{rating}\n    {cited or 'no citation'}")
