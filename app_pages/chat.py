@@ -270,6 +270,8 @@ def show_turn(kb: KnowledgeBase, actor: Actor, turn: Turn) -> None:
             note("LLM answer" if turn.answer.mode == "llm" else "Extractive answer (quoted sentences)")
             if checked_note(turn.answer):
                 note(checked_note(turn.answer))
+            if turn.answer_id:
+                note(f"Link to this answer: ?answer={turn.answer_id}")
             feedback(kb, actor, turn)
         with right:
             cards(kb, actor, turn.id, turn.answer, turn.query)
@@ -302,12 +304,56 @@ def answer_live(kb: KnowledgeBase, actor: Actor, question: str, query: str, doc_
     return final[-1]
 
 
+def show_shared(kb: KnowledgeBase, actor: Actor, answer_id: str) -> None:
+    """One recorded answer opened by its permalink (?answer=ID), with the passages as they were shown then,
+    for those who may see every document it cites (KnowledgeBase.recorded_answer decides)."""
+    try:
+        record, current = kb.recorded_answer(int(answer_id), actor=actor)
+    except (ValueError, KbError):
+        st.error(f"No answer {answer_id} that you may see.", icon=":material/block:")
+        return
+    note(f"Answer {record.id}, shown to {record.user} on {record.time[:16].replace('T', ' ')} ({record.mode})")
+    with st.chat_message("user"):
+        st.html(f'<div class="kb-question">{html.escape(record.question)}</div>')
+    with st.chat_message("assistant"):
+        left, right = st.columns([3, 2], gap="medium")
+        with left:
+            if record.query != record.question:
+                note(f"Searched for: {record.query}")
+            st.html(f'<div class="kb-answer">{answer_html(record.answer)}</div>')
+            for claim in record.claims:
+                if not claim.get("supported"):
+                    note(f"\u26a0 not supported: {claim.get('text')} ({claim.get('reason')})")
+        with right:
+            for cited in record.citations:
+                now_at = current.get(cited.doc_id)
+                if now_at is None:
+                    status = "the document has been deleted since"
+                elif now_at != cited.version:
+                    status = f"version {now_at} is current: the passage is shown as it was then"
+                else:
+                    status = "still the current version"
+                page = f" · p. {cited.page}" if cited.page else ""
+                with st.container(border=True):
+                    st.html(
+                        f'<div class="kb-card" data-n="{cited.n}"><div class="kb-card-head"><b>[{cited.n}]</b> '
+                        f"{html.escape(cited.source)}{page}</div><div class=\"kb-card-meta\">version {cited.version} · "
+                        f"{html.escape(status)}</div><div class=\"kb-passage\">{html.escape(cited.text)}</div></div>"
+                    )
+    if st.button("Ask your own question", icon=":material/chat:"):
+        st.query_params.clear()
+        st.rerun()
+
+
 def main() -> None:
     kb = knowledge_base()
     st.title("Ask the knowledge base")
     note(kb.modes().describe())
 
     actor = current_actor()  # once per run: who is asking decides which documents can answer
+    if "answer" in st.query_params:
+        show_shared(kb, actor, st.query_params["answer"])
+        return
     documents = [d for d in kb.documents(actor=actor) if d.status == "ok"]
     names = document_labels(documents)
     turns: list[Turn] = st.session_state.setdefault("turns", [])

@@ -17,7 +17,8 @@ def audit_record(answer: Answer, question: str, query: str, user: str) -> AuditR
     """The record of `answer` as shown to `user` (not yet stored: id 0, time set by the catalog)."""
     citations = tuple(
         CitedPassage(c.n, c.passage.chunk.doc_id, c.passage.chunk.version, c.passage.chunk.chunk_id, c.passage.page,
-                     hashlib.sha256(c.passage.chunk.text.encode("utf-8")).hexdigest())
+                     hashlib.sha256(c.passage.chunk.text.encode("utf-8")).hexdigest(), c.passage.chunk.source,
+                     c.passage.chunk.text)
         for c in answer.citations
     )
     claims = tuple({"text": c.text, "cited": list(c.cited), "supported": c.supported, "reason": c.reason}
@@ -31,6 +32,7 @@ def audit_json(record: AuditRecord) -> dict[str, Any]:
     return {
         "id": record.id, "time": record.time, "user": record.user, "question": record.question,
         "query": record.query, "answer": record.answer, "mode": record.mode, "found": record.found,
-        "citations": [asdict(c) for c in record.citations], "claims": list(record.claims),
+        "citations": [{k: v for k, v in asdict(c).items() if k not in ("source", "text")} for c in record.citations],
+        "claims": list(record.claims),
         "feedback": None if record.rating is None else {"rating": record.rating, "comment": record.comment},
     }

@@ -324,6 +324,8 @@ class CitedPassage:
     chunk_id: str
     page: int | None
     text_sha256: str
+    source: str = ""  # the document's name when it was cited
+    text: str = ""  # the passage as it was shown: kept with the record, whatever happens to the document
 
 
 @dataclass(frozen=True)

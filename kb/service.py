@@ -290,6 +290,27 @@ class KnowledgeBase:
         """Keep the answer as it was shown to `actor` (kb.audit); returns its audit id."""
         return self.catalog.record_answer(audit_record(answer, question, query, actor.name))
 
+    def recorded_answer(self, answer_id: int, *, actor: Actor) -> tuple[AuditRecord, dict[str, int | None]]:
+        """A recorded answer for its permalink, with each cited document's current version (None: deleted).
+        Only for those who may see every document it cites (and, for an answer citing none, its own user);
+        admins see all. Raises BadRequest otherwise, the same as for an id that does not exist."""
+        refused = BadRequest(f"no answer {answer_id} (or it is not yours to see)")
+        found = self.catalog.answer(answer_id)
+        if found is None:
+            raise refused
+        rights = rights_of(actor, self.settings)
+        admin = is_admin(actor, self.settings)
+        current: dict[str, int | None] = {}
+        for cited in found.citations:
+            doc = self.catalog.document(cited.doc_id)
+            visible = doc is not None and doc.status != "deleting" and can_see(doc, rights)
+            if not (visible or admin):
+                raise refused
+            current[cited.doc_id] = doc.version if visible and doc is not None else None
+        if not found.citations and not admin and found.user != actor.name:
+            raise refused
+        return found, current
+
     def audit(self, actor: Actor, since: str = "", user: str | None = None, limit: int | None = None) -> list[AuditRecord]:
         """The recorded answers, newest first (admins only: they hold everyone's questions)."""
         require_admin(actor, self.settings, "reading the audit log")

@@ -259,3 +259,30 @@ def test_every_answer_shown_in_chat_is_in_the_audit_log_with_its_rating(kb):
     assert record.question == "How do I request annual leave?" and record.citations and record.rating is None
     app.get("feedback")[0].set_value(0).run()  # thumbs down
     assert kb.audit(LOCAL_ADMIN)[0].rating == -1
+
+
+def test_a_permalink_opens_the_answer_as_it_was_shown_for_those_who_may_see_it(kb, tmp_path):
+    from kb.auth import Actor
+
+    app = ask(new_app(), "How do I request annual leave?")
+    link = next(n for n in notes(app) if n.startswith("Link to this answer: ?answer="))
+    answer_id = link.rsplit("=", 1)[1]
+    shared = new_app()
+    shared.query_params["answer"] = answer_id
+    shared.run()
+    assert not shared.exception, shared.exception
+    page = html_of(shared)
+    assert "How do I request annual leave?" in page and "HR portal" in page and "still the current version" in page
+    record, _ = kb.recorded_answer(int(answer_id), actor=LOCAL_ADMIN)
+    cited_doc = record.citations[0].doc_id
+    kb.catalog.set_groups(cited_doc, ("hr",))  # the cited document becomes HR's only
+    try:
+        with pytest.raises(Exception, match="not yours to see"):
+            kb.recorded_answer(int(answer_id), actor=Actor("sam@example.com", groups=("sales",)))
+        assert kb.recorded_answer(int(answer_id), actor=Actor("hr@example.com", groups=("hr",)))[0].id == record.id
+    finally:
+        kb.catalog.set_groups(cited_doc, ())
+    missing = new_app()
+    missing.query_params["answer"] = "999999"
+    missing.run()
+    assert any("No answer 999999" in e.value for e in missing.error)

@@ -47,6 +47,10 @@ class AnswerLog(Database):
         rows = self._query(sql + " ORDER BY id DESC LIMIT ?", (*args, -1 if limit is None else limit))
         return [_record(r) for r in rows]
 
+    def answer(self, answer_id: int) -> AuditRecord | None:
+        rows = self._query("SELECT * FROM answers WHERE id = ?", (answer_id,))
+        return _record(rows[0]) if rows else None
+
     def forget_answers_before(self, time: str) -> int:
         """Retention: delete the answers recorded before `time`; how many went."""
         with self._write() as db:
