@@ -251,6 +251,9 @@ def test_open_in_document_draws_a_pdf_page_and_shows_text_in_place(kb):
 
 
 def test_every_answer_shown_in_chat_is_in_the_audit_log_with_its_rating(kb):
+    from app_pages.common import knowledge_base
+
+    kb = knowledge_base()  # the app's own (an earlier test may have restarted it)
     before = len(kb.audit(LOCAL_ADMIN))
     app = ask(new_app(), "How do I request annual leave?")
     records = kb.audit(LOCAL_ADMIN)
@@ -262,8 +265,10 @@ def test_every_answer_shown_in_chat_is_in_the_audit_log_with_its_rating(kb):
 
 
 def test_a_permalink_opens_the_answer_as_it_was_shown_for_those_who_may_see_it(kb, tmp_path):
+    from app_pages.common import knowledge_base
     from kb.auth import Actor
 
+    kb = knowledge_base()  # the app's own (an earlier test may have restarted it)
     app = ask(new_app(), "How do I request annual leave?")
     link = next(n for n in notes(app) if n.startswith("Link to this answer: ?answer="))
     answer_id = link.rsplit("=", 1)[1]
