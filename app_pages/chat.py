@@ -17,6 +17,7 @@ from itertools import combinations
 from pathlib import PurePosixPath
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from kb.auth import Actor
 from kb.feedback import MAX_COMMENT_CHARS
@@ -258,23 +259,29 @@ def feedback(kb: KnowledgeBase, actor: Actor, turn: Turn) -> None:
         st.caption("Thank you: your feedback is saved.")
 
 
-def show_turn(kb: KnowledgeBase, actor: Actor, turn: Turn) -> None:
+def asked(question: str, query: str) -> tuple[DeltaGenerator, DeltaGenerator]:
+    """The question's bubble, then the answer's two columns (answer, cards), with what was searched."""
     with st.chat_message("user"):
-        st.html(f'<div class="kb-question">{html.escape(turn.question)}</div>')
-    with st.chat_message("assistant"):
-        left, right = st.columns([3, 2], gap="medium")
+        st.html(f'<div class="kb-question">{html.escape(question)}</div>')
+    left, right = st.chat_message("assistant").columns([3, 2], gap="medium")
+    if query != question:
         with left:
-            if turn.query != turn.question:
-                note(f"Searched for: {turn.query}")
-            st.html(f'<div class="kb-answer">{answer_html(turn.answer.text, turn.answer.claims)}</div>')
-            note("LLM answer" if turn.answer.mode == "llm" else "Extractive answer (quoted sentences)")
-            if checked_note(turn.answer):
-                note(checked_note(turn.answer))
-            if turn.answer_id:
-                note(f"Link to this answer: ?answer={turn.answer_id}")
-            feedback(kb, actor, turn)
-        with right:
-            cards(kb, actor, turn.id, turn.answer, turn.query)
+            note(f"Searched for: {query}")
+    return left, right
+
+
+def show_turn(kb: KnowledgeBase, actor: Actor, turn: Turn) -> None:
+    left, right = asked(turn.question, turn.query)
+    with left:
+        st.html(f'<div class="kb-answer">{answer_html(turn.answer.text, turn.answer.claims)}</div>')
+        note("LLM answer" if turn.answer.mode == "llm" else "Extractive answer (quoted sentences)")
+        if checked_note(turn.answer):
+            note(checked_note(turn.answer))
+        if turn.answer_id:
+            note(f"Link to this answer: ?answer={turn.answer_id}")
+        feedback(kb, actor, turn)
+    with right:
+        cards(kb, actor, turn.id, turn.answer, turn.query)
 
 
 def answer_live(kb: KnowledgeBase, actor: Actor, question: str, query: str, doc_ids: list[str]) -> Answer:
@@ -313,33 +320,28 @@ def show_shared(kb: KnowledgeBase, actor: Actor, answer_id: str) -> None:
         st.error(f"No answer {answer_id} that you may see.", icon=":material/block:")
         return
     note(f"Answer {record.id}, shown to {record.user} on {record.time[:16].replace('T', ' ')} ({record.mode})")
-    with st.chat_message("user"):
-        st.html(f'<div class="kb-question">{html.escape(record.question)}</div>')
-    with st.chat_message("assistant"):
-        left, right = st.columns([3, 2], gap="medium")
-        with left:
-            if record.query != record.question:
-                note(f"Searched for: {record.query}")
-            st.html(f'<div class="kb-answer">{answer_html(record.answer)}</div>')
-            for claim in record.claims:
-                if not claim.get("supported"):
-                    note(f"\u26a0 not supported: {claim.get('text')} ({claim.get('reason')})")
-        with right:
-            for cited in record.citations:
-                now_at = current.get(cited.doc_id)
-                if now_at is None:
-                    status = "the document has been deleted since"
-                elif now_at != cited.version:
-                    status = f"version {now_at} is current: the passage is shown as it was then"
-                else:
-                    status = "still the current version"
-                page = f" · p. {cited.page}" if cited.page else ""
-                with st.container(border=True):
-                    st.html(
-                        f'<div class="kb-card" data-n="{cited.n}"><div class="kb-card-head"><b>[{cited.n}]</b> '
-                        f"{html.escape(cited.source)}{page}</div><div class=\"kb-card-meta\">version {cited.version} · "
-                        f"{html.escape(status)}</div><div class=\"kb-passage\">{html.escape(cited.text)}</div></div>"
-                    )
+    left, right = asked(record.question, record.query)
+    with left:
+        st.html(f'<div class="kb-answer">{answer_html(record.answer)}</div>')
+        for claim in record.claims:
+            if not claim.get("supported"):
+                note(f"\u26a0 not supported: {claim.get('text')} ({claim.get('reason')})")
+    with right:
+        for cited in record.citations:
+            now_at = current.get(cited.doc_id)
+            if now_at is None:
+                status = "the document has been deleted since"
+            elif now_at != cited.version:
+                status = f"version {now_at} is current: the passage is shown as it was then"
+            else:
+                status = "still the current version"
+            page = f" · p. {cited.page}" if cited.page else ""
+            with st.container(border=True):
+                st.html(
+                    f'<div class="kb-card" data-n="{cited.n}"><div class="kb-card-head"><b>[{cited.n}]</b> '
+                    f"{html.escape(cited.source)}{page}</div><div class=\"kb-card-meta\">version {cited.version} · "
+                    f"{html.escape(status)}</div><div class=\"kb-passage\">{html.escape(cited.text)}</div></div>"
+                )
     if st.button("Ask your own question", icon=":material/chat:"):
         st.query_params.clear()
         st.rerun()
