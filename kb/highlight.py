@@ -21,7 +21,6 @@ from kb.sentences import sentence_spans
 TermsOf = Callable[[str], set[int]]  # text -> its analyzed terms (stemmed, stop words dropped)
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
-_MARKER_GROUP = re.compile(r"(?:\s*\[\d+\])+")
 _NUMBER = re.compile(r"\[(\d+)\]")
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _MARKDOWN_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
@@ -42,20 +41,6 @@ class Segment:
     text: str
     marked: bool = False
     focus: bool = False
-
-
-def supporting_text(answer: str, n: int) -> str:
-    """The parts of the answer that cite passage [n]: each claim runs from the previous marker or
-    paragraph break up to its markers."""
-    parts: list[str] = []
-    start = 0
-    for group in _MARKER_GROUP.finditer(answer):
-        claim = answer[start : group.start()]
-        claim = _PARAGRAPH.split(claim)[-1]  # an opening note or an earlier paragraph is not this claim
-        if str(n) in _NUMBER.findall(group.group(0)):
-            parts.append(claim.strip(string.whitespace + ".,;:"))
-        start = group.end()
-    return "\n".join(parts)
 
 
 def mark_words(text: str, support: str, terms_of: TermsOf) -> list[Segment]:

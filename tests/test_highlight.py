@@ -8,20 +8,12 @@ import string
 from kb.embedding import Bm25Encoder
 from kb.highlight import (
     Segment, answer_html, clip, excerpt_start, focus_segments, mark_words, markdown_literal, passage_html,
-    passage_sentences, supporting_spans, supporting_text,
+    passage_sentences, supporting_spans,
 )
 from kb.records import Claim
 
 TERMS = Bm25Encoder().query_terms
 HOSTILE = "<script>alert(1)</script> ![x](http://evil.example/i.png) [click](javascript:alert(1)) <b>hi</b>"
-
-
-def test_supporting_text_is_the_claims_that_cite_the_passage():
-    answer = "(Extractive answer.)\n\nSubmit it in the HR portal [1]. Receipts are reimbursed [2][1].\n\nAsk HR [3]"
-    assert supporting_text(answer, 1) == "Submit it in the HR portal\nReceipts are reimbursed"
-    assert supporting_text(answer, 2) == "Receipts are reimbursed"
-    assert supporting_text(answer, 3) == "Ask HR"
-    assert supporting_text(answer, 4) == ""
 
 
 def test_words_are_marked_by_stem_and_stop_words_never():
