@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 
 from kb.records import Claim
-from kb.sentences import sentence_spans
+from kb.sentences import paragraph_sentence_spans
 
 # The share of a claim's content words a cited passage must hold. bench/claims_check.py on XQuAD at 0.5:
 # correct sentences 0.0% flagged, questions restated with their answer 10.3% (mostly facts the question
@@ -27,7 +27,6 @@ MARKER = re.compile(r"\s*\[(\d{1,3})\]")
 # A line this short ends its block (a heading, a table row, a list item's last line), as does a blank line.
 _FULL_LINE = 40
 _BULLET = re.compile(r"[ \t]*(?:[-*•‣◦▪–|]|\d{1,2}[.)])\s")
-_BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _NAME = "\x00"  # marks a proper name's key, which weighs double
 _WORD = re.compile(r"[^\W\d_](?:[\w'’.-]*\w)?|\d(?:[\d,.:/-]*\d)?%?", re.UNICODE)
 
@@ -49,14 +48,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     Every stop before a capital ends a sentence here, abbreviations too: the rates above were measured
     so (kb.sentences says what the abbreviation rule would change). A blank line ends a sentence too, so
     the extractive answer's opening note "(Extractive answer: ...)" is never part of the first quote's claim."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for gap in [*_BLANK_LINE.finditer(text), None]:
-        end = gap.start() if gap is not None else len(text)
-        spans += [(start + s, start + e) for s, e in sentence_spans(text[start:end], abbreviations=False)]
-        if gap is not None:
-            start = gap.end()
-    return spans
+    return paragraph_sentence_spans(text, abbreviations=False)
 
 
 def check_claims(answer: str, passages: Mapping[int, str], min_share: float = MIN_SHARE) -> list[Claim]:

@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 from kb.records import Claim, TableSpan
-from kb.sentences import sentence_spans
+from kb.sentences import paragraph_sentence_spans
 
 TermsOf = Callable[[str], set[int]]  # text -> its analyzed terms (stemmed, stop words dropped)
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
 _NUMBER = re.compile(r"\[(\d+)\]")
-_PARAGRAPH = re.compile(r"\n\s*\n")
 _MARKDOWN_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
 
 
@@ -84,14 +83,7 @@ def _merge(pieces: list[Segment]) -> list[Segment]:
 def passage_sentences(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence of a passage: paragraphs (headings, list items) split at blank lines,
     then into sentences (kb.sentences)."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for gap in [*_PARAGRAPH.finditer(text), None]:
-        end = gap.start() if gap is not None else len(text)
-        spans += [(start + s, start + e) for s, e in sentence_spans(text[start:end])]
-        if gap is not None:
-            start = gap.end()
-    return spans
+    return paragraph_sentence_spans(text)
 
 
 def supporting_spans(text: str, claims: Iterable[str], terms_of: TermsOf) -> list[tuple[int, int]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import Literal, TypeVar
 
 from kb.errors import ParseError  # noqa: F401  (re-exported: the records a parse produces, and its error)
 
@@ -118,21 +118,11 @@ class Chunk:
 
     def page_at(self, offset: int) -> int | None:
         """The page the character at `offset` of `text` stands on."""
-        page = self.page_start
-        for start, number in self.page_starts:
-            if start > offset:
-                break
-            page = number
-        return page
+        return _last_started(self.page_starts, offset, self.page_start)
 
     def section_at(self, offset: int) -> str | None:
         """The section the character at `offset` of `text` stands in: the last heading before it, else `section`."""
-        section = self.section
-        for start, heading in self.section_starts:
-            if start > offset:
-                break
-            section = heading
-        return section
+        return _last_started(self.section_starts, offset, self.section)
 
     @property
     def indexed_text(self) -> str:
@@ -157,6 +147,19 @@ class Chunk:
             return ""
         first, last = self.pages
         return f"page {first}" if first == last else f"pages {first}–{last}"
+
+
+Value = TypeVar("Value")
+
+
+def _last_started(starts: tuple[tuple[int, Value], ...], offset: int, default: Value) -> Value:
+    """The value of the last (start, value) at or before `offset` in `starts` (ordered by start), else `default`."""
+    value = default
+    for start, started in starts:
+        if start > offset:
+            break
+        value = started
+    return value
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import re
 # The break after a sentence: its end punctuation, any markers [n] that follow it, the whitespace, and a look
 # at the next sentence's start (a bracket may open it, "[Note] ...", but not a marker: that is the last one's).
 _BREAK = re.compile(r"(?<=[.!?])(?:\s*\[\d{1,3}\])*\s+(?=[\"'“(]?[A-Z0-9]|\[(?!\d{1,3}\])[A-Z0-9])")
+_BLANK_LINE = re.compile(r"\n\s*\n")
 _ABBREVIATION = re.compile(r"(?:\b[A-Za-z]|\b(?:e\.g|i\.e|etc|vs|approx|Mr|Mrs|Ms|Dr|St|No|Inc))\.$")
 
 
@@ -41,6 +42,19 @@ def sentence_spans(text: str, *, abbreviations: bool = True) -> list[tuple[int, 
     if text[start:].strip():
         spans.append((start, len(text.rstrip())))
     return [(s, e) for s, e in spans if text[s:e].strip()]
+
+
+def paragraph_sentence_spans(text: str, *, abbreviations: bool = True) -> list[tuple[int, int]]:
+    """`sentence_spans`, with a blank line ending a sentence too: a heading, a list item or an opening note
+    "(Extractive answer: ...)" is never run into the sentence after it."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for gap in [*_BLANK_LINE.finditer(text), None]:
+        end = gap.start() if gap is not None else len(text)
+        spans += [(start + s, start + e) for s, e in sentence_spans(text[start:end], abbreviations=abbreviations)]
+        if gap is not None:
+            start = gap.end()
+    return spans
 
 
 def split_sentences(text: str, *, abbreviations: bool = True) -> list[str]:

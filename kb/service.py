@@ -237,7 +237,8 @@ class KnowledgeBase:
         """The passage `chunk_id` with its document and version. Raises BadRequest when there is no such
         passage or the actor may not see its document: the same message, so nothing is learned."""
         missing = BadRequest(f"no passage {chunk_id!r} (or it is not yours to see)")
-        chunk = self.serving.index.fetch([point_id(chunk_id)]).get(point_id(chunk_id))
+        point = point_id(chunk_id)
+        chunk = self.serving.index.fetch([point]).get(point)
         doc = self.catalog.document(chunk.doc_id) if chunk is not None else None
         if chunk is None or doc is None or doc.status == "deleting" or not can_see(doc, rights_of(actor, self.settings)):
             raise missing

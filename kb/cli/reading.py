@@ -147,8 +147,9 @@ def show(ctx: click.Context, chunk_id: str, png: str | None, page: int | None, a
         actor = actor_of(kb, user)
         shown = kb.show(chunk_id, actor=actor)
         chunk, doc = shown.chunk, shown.document
-        drawn = kb.render_page(chunk_id, page, split_sentences(chunk.text), actor=actor) if png else None
-        if drawn is not None and png:
+        drawn = None
+        if png:
+            drawn = kb.render_page(chunk_id, page, split_sentences(chunk.text), actor=actor)
             with open(png, "wb") as out:
                 out.write(drawn.png)
         if as_json:

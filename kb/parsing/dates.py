@@ -17,9 +17,9 @@ OFFICE_KINDS = {"docx", "pptx", "xlsx"}
 CORE_XML_MAX_BYTES = 64 * 1024  # a real core.xml is about 1 KB; read no more of a hostile one
 # D:20231121163956-05'00' (PDF), 2023-11-21T16:39:56Z (W3CDTF in core.xml): the calendar date is enough.
 _PDF_DATE = re.compile(r"^(?:D:)?(\d{4})(\d{2})?(\d{2})?")
-_CORE_DATE = {
-    name: re.compile(rf"<dcterms:{name}\b[^>]*>\s*(\d{{4}})-(\d{{2}})-(\d{{2}})".encode()) for name in ("modified", "created")
-}
+_CORE_DATES = tuple(  # modified first, else created
+    re.compile(rf"<dcterms:{name}\b[^>]*>\s*(\d{{4}})-(\d{{2}})-(\d{{2}})".encode()) for name in ("modified", "created")
+)
 
 
 def pdf_date(modified: str | None, created: str | None) -> str | None:
@@ -44,7 +44,7 @@ def office_date(path: Path) -> str | None:
                 core = member.read(CORE_XML_MAX_BYTES)
     except (KeyError, OSError, zipfile.BadZipFile, RuntimeError, NotImplementedError):
         return None
-    for pattern in _CORE_DATE.values():
+    for pattern in _CORE_DATES:
         match = pattern.search(core)
         if match:
             date = _valid(*(group.decode() for group in match.groups()))
