@@ -456,3 +456,13 @@ def test_a_title_slide_is_quoted_though_it_has_only_short_lines():
     contents = "\n\n".join(f"Leave benefits part {n}   {n + 2}" for n in range(1, 12))  # short lines, 55 words
     toc = Passage(Chunk("t:1:0", "t", 1, 0, "10k.pdf", f"Table of Contents\n\n{contents}", section="Table of Contents"), 1.0, 1)
     assert not extractive_answer("Which leave benefits section?", [toc], QUERY_TERMS).found  # never quoted whole
+
+
+def test_a_long_quote_must_earn_its_length():
+    filler = " ".join(f"clause{n}" for n in range(110))
+    long_one = f"Dental cover for staff starts after three months, {filler}."
+    short_one = "Dental cover for staff starts after three months of employment."
+    passages = [Passage(Chunk("a:1:0", "a", 1, 0, "a.md", long_one), 1.0, 1),
+                Passage(Chunk("b:1:0", "b", 1, 0, "b.md", short_one), 0.9, 2)]
+    answer = extractive_answer("When does dental cover for staff start?", passages, QUERY_TERMS)
+    assert answer.found and short_one in answer.text and "clause5" not in answer.text

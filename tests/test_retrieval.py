@@ -204,3 +204,16 @@ def test_a_documents_other_matches_lift_its_passage() -> None:
     hits = [(lone, 10.0), (table, 9.5), (chunk("apple-10q", 1, 1), 9.0), (chunk("apple-10q", 1, 2), 8.0)]
     assert [found.chunk_id for found, _ in diversified(hits, 2, 0.3, 0.5)] == [table.chunk_id, lone.chunk_id]
     assert [found.chunk_id for found, _ in diversified(hits, 2, 0.0, 0.5)] == [lone.chunk_id, table.chunk_id]
+
+
+def test_the_page_of_a_match_is_the_one_holding_most_distinct_query_terms():
+    from kb.embedding import Bm25Encoder
+    from kb.records import Chunk
+    from kb.retrieval import matched_page
+
+    text = "Leave leave leave, and more leave.\n\nParental leave for part-time staff."
+    second = text.index("Parental")
+    crossing = Chunk("d:1:0", "d", 1, 0, "hr.pdf", text, page_start=12, page_end=13, page_starts=((0, 12), (second, 13)))
+    bm25 = Bm25Encoder(avg_len=10)
+    terms = set(bm25.encode_query("parental leave part-time").indices)
+    assert matched_page(crossing, terms, bm25.query_terms) == 13  # 4 "leave" on p. 12, but 3 distinct terms on 13
