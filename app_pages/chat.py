@@ -25,27 +25,17 @@ from kb.duplicates import differences, near_duplicate
 from kb.highlight import (
     answer_html, excerpt_start, focus_segments, markdown_literal, passage_with_tables_html, supporting_spans,
 )
-from kb.errors import IndexUnavailable, KbError
-from kb.records import Answer, Claim, Passage
+from kb.errors import BadRequest, IndexUnavailable, KbError
+from kb.records import Answer, Claim, Passage, Turn
 from kb.rendering import highlighted_band
 from kb.service import KnowledgeBase
-from app_pages.common import document_labels, current_actor, knowledge_base, note
+from app_pages.common import document_labels, current_actor, knowledge_base, note, oidc_configured
 
 
 MAX_QUESTION_CHARS = 2000
+TURNS_KEY = "turns"  # session_state: the open conversation's turns, as shown
+CONVERSATION_KEY = "conversation"  # session_state and the page's ?conversation= : the open conversation's id
 LEAD_IN_CHARS = 400  # of the passages before and after, shown around a passage opened in its document
-
-
-@dataclass
-class Turn:
-    """One question and its answer, kept in the session so the conversation stays on screen."""
-
-    id: str
-    question: str
-    query: str  # what was searched: the question made standalone from the conversation
-    answer: Answer
-    feedback_id: int = 0
-    answer_id: int = 0  # its record in the audit log
 
 
 @dataclass(frozen=True)
@@ -247,6 +237,8 @@ def save_feedback(kb: KnowledgeBase, actor: Actor, turn: Turn) -> None:
         actor, turn.question, turn.query, turn.answer, 1 if thumbs == 1 else -1, comment, turn.feedback_id,
         turn.answer_id,
     )
+    if conversation := st.session_state.get(CONVERSATION_KEY):
+        kb.note_turn_feedback(conversation, turn, actor=actor)
 
 
 def feedback(kb: KnowledgeBase, actor: Actor, turn: Turn) -> None:
@@ -272,9 +264,14 @@ def asked(question: str, query: str) -> tuple[DeltaGenerator, DeltaGenerator]:
 
 def show_turn(kb: KnowledgeBase, actor: Actor, turn: Turn) -> None:
     left, right = asked(turn.question, turn.query)
+    if turn.withheld:
+        with left:
+            note("This answer showed a document you may no longer see, or one deleted since: it is not shown again.")
+        return
     with left:
         st.html(f'<div class="kb-answer">{answer_html(turn.answer.text, turn.answer.claims)}</div>')
-        note("LLM answer" if turn.answer.mode == "llm" else "Extractive answer (quoted sentences)")
+        if turn.answer.mode == "llm":  # an extractive answer says what it is in its own first line
+            note("LLM answer")
         if checked_note(turn.answer):
             note(checked_note(turn.answer))
         if turn.answer_id:
@@ -347,6 +344,68 @@ def show_shared(kb: KnowledgeBase, actor: Actor, answer_id: str) -> None:
         st.rerun()
 
 
+def open_conversation(kb: KnowledgeBase, actor: Actor) -> list[Turn]:
+    """The turns of the conversation the page's address names (?conversation=ID), loaded from the catalog
+    when this session has not got them yet: after a reload, a restart or in a new tab."""
+    wanted = st.query_params.get(CONVERSATION_KEY, "")
+    if wanted and wanted != st.session_state.get(CONVERSATION_KEY):
+        try:
+            st.session_state[TURNS_KEY] = kb.conversation_turns(wanted, actor=actor)
+            st.session_state[CONVERSATION_KEY] = wanted
+        except BadRequest:
+            st.warning("That conversation is not one of yours (or it was deleted).", icon=":material/warning:")
+            del st.query_params[CONVERSATION_KEY]
+            start_new()
+    elif not wanted and st.session_state.get(CONVERSATION_KEY):  # the address lost it: put it back
+        st.query_params[CONVERSATION_KEY] = st.session_state[CONVERSATION_KEY]
+    turns: list[Turn] = st.session_state.setdefault(TURNS_KEY, [])
+    return turns
+
+
+def start_new() -> None:
+    st.session_state[TURNS_KEY] = []
+    st.session_state.pop(CONVERSATION_KEY, None)
+    st.query_params.pop(CONVERSATION_KEY, None)
+
+
+def switch_to(conversation_id: str) -> None:
+    st.session_state.pop(CONVERSATION_KEY, None)  # open_conversation loads it
+    st.query_params[CONVERSATION_KEY] = conversation_id
+
+
+def conversation_list(kb: KnowledgeBase, actor: Actor) -> None:
+    """The sidebar's list of the user's conversations: reopen one, rename or delete the open one."""
+    current = st.session_state.get(CONVERSATION_KEY)
+    st.button("New conversation", icon=":material/add_comment:", on_click=start_new, disabled=not current,
+              width="stretch")
+    mine = kb.conversations(actor=actor)
+    if not mine:
+        return
+    st.caption("Your conversations" + ("" if oidc_configured() else " (without sign-in, everyone here shares them)"))
+    for conversation in mine[:30]:
+        st.button(
+            conversation.title, key=f"conv-{conversation.id}", on_click=switch_to, args=(conversation.id,),
+            type="primary" if conversation.id == current else "tertiary", width="stretch",
+            help=f"{conversation.turns} question{'s' if conversation.turns != 1 else ''}, last "
+                 f"{conversation.updated_at[:16].replace('T', ' ')} UTC",
+        )
+    if current:
+        with st.popover("Rename or delete", icon=":material/edit:", width="stretch"):
+            title = st.text_input("Name", value=next((c.title for c in mine if c.id == current), ""),
+                                  key=f"title-{current}", max_chars=80)
+            if st.button("Rename", key="rename-conversation"):
+                try:
+                    kb.rename_conversation(current, title, actor=actor)
+                except BadRequest as exc:
+                    st.error(str(exc))
+                else:
+                    st.rerun()
+            if st.button("Delete this conversation", key="delete-conversation", icon=":material/delete:"):
+                kb.delete_conversation(current, actor=actor)
+                start_new()
+                st.rerun()
+
+
 def main() -> None:
     kb = knowledge_base()
     st.title("Ask the knowledge base")
@@ -358,7 +417,7 @@ def main() -> None:
         return
     documents = [d for d in kb.documents(actor=actor) if d.status == "ok"]
     names = document_labels(documents)
-    turns: list[Turn] = st.session_state.setdefault("turns", [])
+    turns = open_conversation(kb, actor)
     if "doc_filter" in st.session_state:  # documents deleted since they were chosen drop out
         st.session_state["doc_filter"] = [d for d in st.session_state["doc_filter"] if d in names]
     with st.sidebar:
@@ -366,9 +425,7 @@ def main() -> None:
             "Search only in", options=list(names), format_func=names.__getitem__, key="doc_filter",
             placeholder="All documents", help="Leave empty to search every document.",
         )
-        if turns and st.button("New conversation", icon=":material/refresh:"):
-            turns.clear()
-            st.rerun()
+        conversation_list(kb, actor)
     if not documents:
         st.info("No documents yet. Add some on the Upload page.", icon=":material/info:")
         st.page_link("app_pages/upload.py", label="Upload documents", icon=":material/upload_file:")
@@ -376,10 +433,17 @@ def main() -> None:
     for turn in turns:
         show_turn(kb, actor, turn)
 
-    question = st.chat_input("Ask a question about your documents", max_chars=MAX_QUESTION_CHARS)
+    # No max_chars on the box: a pasted text over the limit would vanish from it without a word.
+    question = st.chat_input("Ask a question about your documents")
     if not question or not question.strip():
         return
     question = question.strip()
+    if len(question) > MAX_QUESTION_CHARS:
+        st.warning(f"Your question has {len(question):,} characters; questions are limited to "
+                   f"{MAX_QUESTION_CHARS:,}. Shorten it and ask again (your text is below to copy).",
+                   icon=":material/warning:")
+        st.code(question, language=None, wrap_lines=True)
+        return
     with st.chat_message("user"):
         st.html(f'<div class="kb-question">{html.escape(question)}</div>')
     with st.chat_message("assistant"):
@@ -390,7 +454,16 @@ def main() -> None:
             st.error(f"Search is not available right now: {exc}", icon=":material/error:")
             return
     answer_id = kb.record_answer(actor, question, query, answer)
-    turns.append(Turn(id=uuid.uuid4().hex[:12], question=question, query=query, answer=answer, answer_id=answer_id))
+    turn = Turn(id=uuid.uuid4().hex[:12], question=question, query=query, answer=answer, answer_id=answer_id)
+    conversation = st.session_state.get(CONVERSATION_KEY) or kb.start_conversation(question, actor=actor)
+    try:
+        kb.add_turn(conversation, turn, actor=actor)
+    except BadRequest:  # deleted meanwhile (in another tab): the question starts a new one
+        conversation = kb.start_conversation(question, actor=actor)
+        kb.add_turn(conversation, turn, actor=actor)
+    st.session_state[CONVERSATION_KEY] = conversation
+    st.query_params[CONVERSATION_KEY] = conversation
+    turns.append(turn)
     st.rerun()  # show the finished answer as part of the conversation, with its feedback buttons
 
 

@@ -351,6 +351,31 @@ class AuditRecord:
 
 
 @dataclass(frozen=True)
+class Conversation:
+    """One of a user's conversations, kept in the catalog so it can be reopened after a reload or restart."""
+
+    id: str  # random: a conversation's id in a link says nothing about others
+    user: str
+    title: str
+    created_at: str
+    updated_at: str
+    turns: int = 0
+
+
+@dataclass
+class Turn:
+    """One question of a conversation and the answer shown for it (its cards are drawn from `answer`)."""
+
+    id: str  # unique among all turns: the app keys its widgets by it
+    question: str
+    query: str  # what was searched: the question made standalone from the conversation
+    answer: Answer
+    feedback_id: int = 0
+    answer_id: int = 0  # its record in the audit log
+    withheld: bool = False  # it cites a document its user may no longer see: only the question is shown
+
+
+@dataclass(frozen=True)
 class Modes:
     """How answers are made right now: the search (hybrid or keyword-only) and the LLM, if any."""
 

@@ -34,7 +34,10 @@ from kb.index import SearchFilter, VectorIndex, point_id
 from kb.intake import Intake, Submitted
 from kb.jobs import JobRunner, Progress
 from kb.queue import JobQueue, busy_message
-from kb.records import Answer, AuditRecord, Chunk, Document, Feedback, Job, Modes, Passage, ShownPassage, TextRecord
+from kb.conversations import MAX_TITLE_CHARS, answer_from_json, answer_to_json, shown_documents, title_for
+from kb.records import (
+    Answer, AuditRecord, Chunk, Conversation, Document, Feedback, Job, Modes, Passage, ShownPassage, TextRecord, Turn,
+)
 from kb.rendering import RenderedPage, RenderError, render_page
 from kb.retrieval import Retriever
 from kb.parsing import ParseSandbox
@@ -311,6 +314,57 @@ class KnowledgeBase:
         if not found.citations and not admin and found.user != actor.name:
             raise refused
         return found, current
+
+    # conversations ------------------------------------------------------------------------------
+    def conversations(self, *, actor: Actor) -> list[Conversation]:
+        """The actor's own conversations, the most recently used first (nobody else's, admins included)."""
+        return self.catalog.conversations(actor.name)
+
+    def _own(self, conversation_id: str, actor: Actor) -> Conversation:
+        found = self.catalog.conversation(conversation_id)
+        if found is None or found.user != actor.name:
+            raise BadRequest(f"no conversation {conversation_id} of yours")
+        return found
+
+    def start_conversation(self, first_question: str, *, actor: Actor) -> str:
+        return self.catalog.new_conversation(actor.name, title_for(first_question))
+
+    def add_turn(self, conversation_id: str, turn: Turn, *, actor: Actor) -> None:
+        self._own(conversation_id, actor)
+        self.catalog.add_turn(conversation_id, turn.id, turn.question, turn.query, answer_to_json(turn.answer),
+                              turn.answer_id)
+
+    def conversation_turns(self, conversation_id: str, *, actor: Actor) -> list[Turn]:
+        """The conversation's turns as they were shown, except that an answer showing a passage of a document
+        the actor may no longer see (or that was deleted since) is withheld: only its question is returned."""
+        self._own(conversation_id, actor)
+        rights = rights_of(actor, self.settings)
+        turns: list[Turn] = []
+        for row in self.catalog.turn_rows(conversation_id):
+            answer = answer_from_json(row["answer"])
+            docs = [self.catalog.document(doc_id) for doc_id in shown_documents(answer)]
+            withheld = not all(doc is not None and doc.status != "deleting" and can_see(doc, rights) for doc in docs)
+            if withheld:
+                answer = Answer(text="", mode=answer.mode, found=False)
+            turns.append(Turn(row["turn_id"], row["question"], row["query"], answer, row["feedback_id"],
+                              row["answer_id"], withheld))
+        return turns
+
+    def note_turn_feedback(self, conversation_id: str, turn: Turn, *, actor: Actor) -> None:
+        self._own(conversation_id, actor)
+        self.catalog.set_turn_feedback(conversation_id, turn.id, turn.feedback_id)
+
+    def rename_conversation(self, conversation_id: str, title: str, *, actor: Actor) -> None:
+        self._own(conversation_id, actor)
+        title = " ".join(title.split())[:MAX_TITLE_CHARS]
+        if not title:
+            raise BadRequest("a conversation needs a name")
+        self.catalog.rename_conversation(conversation_id, title)
+
+    def delete_conversation(self, conversation_id: str, *, actor: Actor) -> None:
+        """The conversation goes; its answers stay in the audit log (KB_AUDIT_DAYS decides how long)."""
+        self._own(conversation_id, actor)
+        self.catalog.delete_conversation(conversation_id)
 
     def audit(self, actor: Actor, since: str = "", user: str | None = None, limit: int | None = None) -> list[AuditRecord]:
         """The recorded answers, newest first (admins only: they hold everyone's questions)."""

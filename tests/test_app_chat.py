@@ -291,3 +291,55 @@ def test_a_permalink_opens_the_answer_as_it_was_shown_for_those_who_may_see_it(k
     missing.query_params["answer"] = "999999"
     missing.run()
     assert any("No answer 999999" in e.value for e in missing.error)
+
+
+def conversation_buttons(app) -> dict[str, object]:
+    """The sidebar's conversation buttons by their label."""
+    return {b.label: b for b in app.sidebar.button if b.key and b.key.startswith("conv-")}
+
+
+def test_conversations_survive_a_new_session_and_a_restart_of_the_app_for_their_user_only(kb, monkeypatch):
+    from app_pages import common
+    from kb.auth import Actor
+
+    first = ask(new_app(), "Which receipts do travel claims need?")
+    conversation = first.query_params["conversation"]
+    assert first.session_state["conversation"] == conversation
+    restart()
+
+    reopened = new_app()  # a new session, as after a reload, of the same (local) user
+    assert not answers(reopened)
+    conversation_buttons(reopened)["Which receipts do travel claims need?"].click().run()
+    assert len(answers(reopened)) == 1 and "travel.md" in html_of(reopened)
+    ask(reopened, "and who approves them?")  # a follow-up carries on from the reopened turns
+    assert len(answers(reopened)) == 2
+    kb = common.knowledge_base()
+    (turns,) = [kb.conversation_turns(c.id, actor=common.current_actor())
+                for c in kb.conversations(actor=common.current_actor()) if c.id == conversation]
+    assert [t.question for t in turns] == ["Which receipts do travel claims need?", "and who approves them?"]
+
+    by_link = new_app()  # the address names the conversation: a reload lands back in it
+    by_link.query_params["conversation"] = conversation
+    by_link.run()
+    assert len(answers(by_link)) == 2
+
+    monkeypatch.setattr(common, "current_actor", lambda: Actor("sam@example.com"))
+    stranger = new_app()
+    assert "Which receipts do travel claims need?" not in conversation_buttons(stranger)
+    stranger.query_params["conversation"] = conversation
+    stranger.run()
+    assert not answers(stranger) and any("not one of yours" in w.value for w in stranger.warning)
+    monkeypatch.undo()
+
+    by_link.text_input(key=f"title-{conversation}").set_value("Travel receipts").run()
+    by_link.button(key="rename-conversation").click().run()
+    assert "Travel receipts" in conversation_buttons(by_link)
+    by_link.button(key="delete-conversation").click().run()
+    assert "Travel receipts" not in conversation_buttons(new_app())
+    assert not answers(by_link) and "conversation" not in by_link.query_params
+
+
+def test_a_question_over_the_limit_is_refused_with_a_message_not_dropped(kb):
+    app = ask(new_app(), "leave " * 500)
+    assert not answers(app) and any("limited to 2,000" in w.value for w in app.warning)
+    assert app.code and app.code[0].value.startswith("leave leave")

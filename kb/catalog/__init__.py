@@ -1,4 +1,5 @@
-"""The catalog: documents, their versions, ingest outcomes, the job queue, feedback and the answers shown.
+"""The catalog: documents, their versions, ingest outcomes, the job queue, feedback, the answers shown
+and each user's conversations.
 
 `SqliteCatalog` keeps them in one SQLite file in WAL mode, which several processes may open at once
 (the app and `kb ingest`). Every write is one transaction, so a crash leaves the catalog either
@@ -7,6 +8,7 @@ call it and need not be unique (see kb.access: names are scoped by what each per
 """
 
 from kb.catalog.answers import AnswerLog
+from kb.catalog.conversations import ConversationLog
 from kb.catalog.database import MAX_ATTEMPTS, SCHEMA_VERSION, doc_id_for, new_doc_id, now
 from kb.catalog.documents import Documents
 from kb.catalog.feedback import FeedbackLog
@@ -15,5 +17,5 @@ from kb.catalog.jobs import Jobs
 __all__ = ["MAX_ATTEMPTS", "SCHEMA_VERSION", "SqliteCatalog", "doc_id_for", "new_doc_id", "now"]
 
 
-class SqliteCatalog(Documents, Jobs, FeedbackLog, AnswerLog):
+class SqliteCatalog(Documents, Jobs, FeedbackLog, AnswerLog, ConversationLog):
     """The catalog in one SQLite file. Safe to share between threads and processes."""

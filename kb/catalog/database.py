@@ -75,6 +75,15 @@ CREATE TABLE IF NOT EXISTS answers (
     claims TEXT NOT NULL DEFAULT '[]', rating INTEGER, comment TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS answers_time ON answers (created_at);
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY, user TEXT NOT NULL, title TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversations_user ON conversations (user, updated_at);
+CREATE TABLE IF NOT EXISTS conversation_turns (
+    conversation_id TEXT NOT NULL, seq INTEGER NOT NULL, turn_id TEXT NOT NULL, question TEXT NOT NULL,
+    query TEXT NOT NULL, answer TEXT NOT NULL, answer_id INTEGER NOT NULL DEFAULT 0,
+    feedback_id INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, PRIMARY KEY (conversation_id, seq)
+);
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, question TEXT NOT NULL,
     query TEXT NOT NULL, answer TEXT NOT NULL, chunk_ids TEXT NOT NULL DEFAULT '[]',
