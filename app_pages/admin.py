@@ -1,4 +1,4 @@
-"""Admin: re-index, delete documents, index statistics, component health and the feedback log.
+"""Admin: re-index, delete documents, index statistics, component health, the feedback log and the audit log.
 
 The page asks for the admin password or an admin's OIDC login before it shows anything, but that
 only decides what is shown: each action is checked again by the library call that performs it
@@ -8,9 +8,11 @@ only decides what is shown: each action is checked again by the library call tha
 from __future__ import annotations
 
 import time
+from datetime import date
 
 import streamlit as st
 
+from kb.audit import FeedbackFilter, audit_csv, audit_jsonl
 from kb.auth import Actor, NotAuthorized, TooManyAttempts
 from kb.highlight import markdown_literal
 from kb.service import KnowledgeBase
@@ -198,6 +200,51 @@ def feedback_log(kb: KnowledgeBase, actor: Actor) -> None:
     )
 
 
+FEEDBACK_CHOICES: dict[FeedbackFilter, str] = {
+    "any": "any", "rated": "rated", "up": "👍", "down": "👎", "unrated": "not rated",
+}
+AUDIT_ROWS = 500  # drawn in the table; the exports hold every matching answer
+
+
+def audit_log(kb: KnowledgeBase, actor: Actor) -> None:
+    """Every answer shown, as it was shown: filter by time, user, cited document, feedback and words; export."""
+    everything = kb.audit(actor)
+    users = sorted({r.user for r in everything})
+    documents = {c.doc_id: c.source for r in everything for c in r.citations}
+    when, who, which, rated, words = st.columns([2, 2, 3, 1, 2])
+    since = when.date_input("From", value=None, max_value=date.today(), key="audit-since", format="YYYY-MM-DD")
+    user = who.selectbox("User", users, index=None, placeholder="everyone", key="audit-user")
+    doc_id = which.selectbox("Cites", list(documents), index=None, placeholder="any document",
+                             format_func=documents.__getitem__, key="audit-doc")
+    feedback = rated.selectbox("Feedback", list(FEEDBACK_CHOICES), format_func=FEEDBACK_CHOICES.__getitem__,
+                               key="audit-feedback")
+    text = words.text_input("Question or answer holds", key="audit-text", max_chars=200)
+    records = kb.audit(actor, since.isoformat() if since else "", user, doc_id=doc_id, feedback=feedback, text=text)
+    st.caption(f"{len(records)} of {len(everything)} answers" + (f"; the newest {AUDIT_ROWS} are shown" if len(records) > AUDIT_ROWS else ""))
+    csv_button, jsonl_button = st.columns(2)
+    csv_button.download_button(
+        "Export as CSV", data=lambda: audit_csv(records), file_name="kb-audit.csv", mime="text/csv",
+        on_click="ignore", icon=":material/download:", disabled=not records, key="audit-csv",
+    )
+    jsonl_button.download_button(
+        "Export as JSONL", data=lambda: audit_jsonl(records), file_name="kb-audit.jsonl",
+        mime="application/jsonl", on_click="ignore", icon=":material/download:", disabled=not records,
+        key="audit-jsonl",
+    )
+    safe_table(
+        [
+            {"answer id": r.id, "time (UTC)": r.time[:19].replace("T", " "), "user": r.user, "question": r.question,
+             "searched for": r.query, "answer": r.answer, "mode": r.mode,
+             "cites": "; ".join(f"[{c.n}] {c.source} v{c.version}" + (f" p. {c.page}" if c.page else "")
+                                for c in r.citations),
+             "unsupported": sum(not c.get("supported") for c in r.claims),
+             "feedback": {1: "👍", -1: "👎"}.get(r.rating or 0, "") + (f" {r.comment}" if r.comment else ""),
+             "link": f"?answer={r.id}"}
+            for r in records[:AUDIT_ROWS]
+        ],
+    )
+
+
 def main() -> None:
     kb = knowledge_base()
     settings = kb.settings
@@ -214,7 +261,9 @@ def main() -> None:
         del st.session_state[ADMIN_PASSWORD_KEY]
         st.rerun()
 
-    overview, index_tab, documents_tab, feedback_tab = st.tabs(["Overview", "Re-index", "Documents", "Feedback"])
+    overview, index_tab, documents_tab, feedback_tab, audit_tab = st.tabs(
+        ["Overview", "Re-index", "Documents", "Feedback", "Audit log"]
+    )
     with overview:
         statistics(kb)
         st.subheader("Health")
@@ -227,6 +276,8 @@ def main() -> None:
         visibility(kb, actor)
     with feedback_tab:
         feedback_log(kb, actor)
+    with audit_tab:
+        audit_log(kb, actor)
 
 
 main()

@@ -27,7 +27,7 @@ from kb.auth import LOCAL_ADMIN, Actor, Client, PasswordGuard, is_admin, may_see
 from kb.catalog import SqliteCatalog
 from kb.config import Settings
 from kb.errors import BadRequest, IndexBusy
-from kb.audit import audit_record
+from kb.audit import FeedbackFilter, audit_record, matching
 from kb.feedback import feedback_for, to_csv
 from kb.health import ComponentHealth, check
 from kb.index import SearchFilter, VectorIndex, point_id
@@ -366,10 +366,15 @@ class KnowledgeBase:
         self._own(conversation_id, actor)
         self.catalog.delete_conversation(conversation_id)
 
-    def audit(self, actor: Actor, since: str = "", user: str | None = None, limit: int | None = None) -> list[AuditRecord]:
-        """The recorded answers, newest first (admins only: they hold everyone's questions)."""
+    def audit(
+        self, actor: Actor, since: str = "", user: str | None = None, limit: int | None = None, *,
+        doc_id: str | None = None, feedback: FeedbackFilter = "any", text: str = "",
+    ) -> list[AuditRecord]:
+        """The recorded answers, newest first (admins only: they hold everyone's questions); `doc_id`,
+        `feedback` and `text` narrow them as `kb.audit.matching` says."""
         require_admin(actor, self.settings, "reading the audit log")
-        return self.catalog.answers(since, user, limit)
+        records = self.catalog.answers(since, user, None if (doc_id or feedback != "any" or text) else limit)
+        return matching(records, doc_id, feedback, text)[:limit]
 
     def feedback_log(self, actor: Actor, limit: int | None = None) -> list[Feedback]:
         require_admin(actor, self.settings, "reading the feedback log")

@@ -3,11 +3,16 @@ an admin's OIDC login, statistics and health, re-index (success and failure), de
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+
 import pytest
 
 from app_helpers import (
     LEAVE, TRAVEL, add_documents, app_environment, html_of, knowledge_base, new_app, plain, restart, wait_for_jobs,
 )
+from kb.audit import audit_csv, audit_jsonl
 from kb.auth import LOCAL_ADMIN, Actor, PasswordGuard
 from kb.records import Answer
 
@@ -110,12 +115,55 @@ def test_unlocked_page_shows_statistics_health_and_the_feedback_log():
     assert set(health) == {"index", "catalog", "embedding model", "LLM endpoint"}
     assert health["index"]["status"] == "ok" and health["catalog"]["status"] == "ok"
     assert health["LLM endpoint"]["status"] == "off" and "extractive" in health["LLM endpoint"]["detail"]
-    feedback = app.dataframe[-1].value.to_dict("records")
+    feedback = table_with(app, "rating")
     # the table's own "Download as CSV" and copy would carry these cells into a spreadsheet: defused
     assert feedback[0]["user"] == "ann@example.com" and feedback[0]["comment"] == "'=cmd|' /C calc'!A0"
     assert feedback[0]["question"] == "x;'=1+1"
     export = [b for b in app.get("download_button") if b.proto.label == "Export as CSV"]
     assert export and not export[0].proto.disabled
+
+
+def table_with(app, column: str) -> list[dict]:
+    """The rows of the one table on the page that has this column."""
+    (table,) = [t for t in app.dataframe if column in t.value.columns]
+    return table.value.to_dict("records")
+
+
+def test_the_audit_log_filters_answers_by_user_document_feedback_and_words_and_exports_them():
+    kb = knowledge_base()
+    leave, travel = kb.catalog.named("leave.md")[0], kb.catalog.named("travel.md")[0]
+    alice, bob = Actor(name="alice@example.com"), Actor(name="=bob@example.com")
+    asked = {}
+    for actor, question in ((alice, "How do I request annual leave?"), (bob, "Which receipts do travel claims need?")):
+        answer = kb.ask(question, actor=actor)
+        asked[question] = kb.record_answer(actor, question, question, answer)
+    kb.record_feedback(alice, "How do I request annual leave?", "", kb.ask("annual leave", actor=alice), -1, "",
+                       answer_id=asked["How do I request annual leave?"])
+    app = unlocked_admin()
+    rows = table_with(app, "answer id")
+    assert {r["user"] for r in rows} >= {"alice@example.com", "'=bob@example.com"}  # defused in the table too
+
+    def shown(**choices) -> list[dict]:
+        for key, value in choices.items():
+            widget = app.text_input(key="audit-text") if key == "text" else app.selectbox(key=f"audit-{key}")
+            widget.set_value(value)
+        app.run()
+        assert not app.exception, app.exception
+        return table_with(app, "answer id")
+
+    assert [r["user"] for r in shown(user="alice@example.com")] == ["alice@example.com"]
+    assert [r["answer id"] for r in shown(user=None, doc=travel.doc_id)] == [asked["Which receipts do travel claims need?"]]
+    assert shown(doc=None, feedback="down")[0]["answer id"] == asked["How do I request annual leave?"]
+    assert [r["question"] for r in shown(feedback="any", text="RECEIPTS")] == ["Which receipts do travel claims need?"]
+    assert leave.doc_id and rows[0]["link"].startswith("?answer=")
+
+    exports = {b.proto.label: b for b in app.get("download_button") if b.proto.label.startswith("Export as")}
+    assert {"Export as CSV", "Export as JSONL"} <= set(exports)
+    records = kb.audit(LOCAL_ADMIN, user="=bob@example.com")
+    (line,) = audit_jsonl(records).splitlines()
+    assert json.loads(line)["question"] == "Which receipts do travel claims need?"
+    header, row = list(csv.reader(io.StringIO(audit_csv(records))))
+    assert row[header.index("user")] == "'=bob@example.com" and "travel.md" in row[header.index("citations")]
 
 
 def oidc_app(user: dict):

@@ -30,6 +30,11 @@ def test_kb_ask_is_recorded_and_kb_audit_gives_the_rows(env, folder: Path):
     assert run("audit", "--json", "--since", "2999-01-01").stdout == ""
     assert run("audit", "--json", "--user", "nobody@example.com").stdout == ""
     assert "How do I request annual leave?" in run("audit").stdout
+    doc = cited["doc_id"]
+    assert [json.loads(x)["id"] for x in run("audit", "--json", "--document", doc).stdout.splitlines()] == [leave["id"]]
+    assert run("audit", "--json", "--feedback", "rated").stdout == ""
+    table = run("audit", "--csv").stdout.splitlines()
+    assert table[0].startswith('"id","time","user"') and len(table) >= 3
 
 
 def test_the_audit_log_is_for_admins_only(env, folder: Path, monkeypatch):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, get_args
 
 import click
 
 from kb.cli.base import USER_OPTION, actor_of, cli, open_kb, say_mode, where
-from kb.audit import audit_json
+from kb.audit import FeedbackFilter, audit_csv, audit_json
 from kb.records import Answer, Passage
 from kb.sentences import split_sentences
 
@@ -176,13 +176,23 @@ def show(ctx: click.Context, chunk_id: str, png: str | None, page: int | None, a
 @click.option("--since", default="", help="Only answers from this date (YYYY-MM-DD) or time on.")
 @click.option("--user", "of_user", default=None, help="Only the answers shown to this user.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most this many, newest first.")
+@click.option("--document", "doc_id", default=None, help="Only the answers citing this document id.")
+@click.option("--feedback", type=click.Choice(get_args(FeedbackFilter)), default="any", help="Only answers rated so.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (cells defused for spreadsheets).")
 @click.option("--as", "as_user", default=None, help="Read it as this user (it needs an admin); default: the machine owner.")
 @click.pass_context
-def audit(ctx: click.Context, since: str, of_user: str | None, limit: int | None, as_json: bool, as_user: str | None) -> None:
+def audit(
+    ctx: click.Context, since: str, of_user: str | None, limit: int | None, doc_id: str | None,
+    feedback: FeedbackFilter, as_json: bool, as_csv: bool, as_user: str | None,
+) -> None:
     """The answers shown (chat and `kb ask`), newest first, with their citations' versions (admins only)."""
     with open_kb(ctx) as kb:
-        records = kb.audit(actor_of(kb, as_user), since=since, user=of_user, limit=limit)
+        records = kb.audit(actor_of(kb, as_user), since=since, user=of_user, limit=limit, doc_id=doc_id,
+                           feedback=feedback)
+        if as_csv:
+            click.echo(audit_csv(records), nl=False)
+            return
         for record in records:
             if as_json:
                 click.echo(json.dumps(audit_json(record), ensure_ascii=False))
