@@ -174,7 +174,7 @@ def test_open_in_document_shows_the_pdf_page_with_the_passage_highlighted(browse
     kb.submit_paths([tmp_path / "benefits.pdf"])
     kb.work_queue()
     kb.close()
-    with running_app(tmp_path) as url:
+    with running_app(tmp_path, KB_ADMIN_PASSWORD="correct horse battery staple") as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(TIMEOUT_MS)
         page.goto(url)
@@ -186,6 +186,23 @@ def test_open_in_document_shows_the_pdf_page_with_the_passage_highlighted(browse
         page.get_by_text("benefits.pdf · page 2 of 2").wait_for()
         assert image.evaluate("img => img.naturalWidth") > 500  # the drawn page, not a placeholder
         page.screenshot(path=str(tmp_path / "open-in-document.png"), full_page=True)
+
+        page.wait_for_url("**/?conversation=*")
+        page.reload()  # a new session: the conversation comes back from the catalog, with its cards
+        page.locator(".kb-answer", has_text="Dental cover").wait_for()
+        assert page.locator(".kb-card", has_text="benefits.pdf").count() >= 1
+        page.locator('[data-testid="stSidebar"]').get_by_role("button", name="When does dental cover start?").wait_for()
+        page.screenshot(path=str(tmp_path / "reopened.png"), full_page=True)
+
+        page.locator('[data-testid="stSidebarNavLink"]', has_text="Admin").click()
+        page.get_by_label("Admin password").fill("correct horse battery staple")
+        page.get_by_role("button", name="Unlock").click()
+        page.get_by_role("tab", name="Audit log").click()
+        page.get_by_text("1 of 1 answers").wait_for()
+        page.locator('[data-testid="stDataFrame"]').last.wait_for()
+        page.get_by_text("Question or answer holds").wait_for()
+        page.wait_for_timeout(1500)  # the table draws on a canvas: give it a moment before the screenshot
+        page.screenshot(path=str(tmp_path / "audit-log.png"), full_page=True)
     assert (tmp_path / "open-in-document.png").stat().st_size > 10_000
 
 
