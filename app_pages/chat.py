@@ -339,6 +339,13 @@ def show_shared(kb: KnowledgeBase, actor: Actor, answer_id: str) -> None:
                     f"{html.escape(cited.source)}{page}</div><div class=\"kb-card-meta\">version {cited.version} · "
                     f"{html.escape(status)}</div><div class=\"kb-passage\">{html.escape(cited.text)}</div></div>"
                 )
+                if now_at == cited.version and st.toggle("Open in document", key=f"open-shared-{cited.n}"):
+                    try:
+                        chunk = kb.show(cited.chunk_id, actor=actor).chunk
+                    except KbError as exc:
+                        st.caption(f"Cannot open it in the document: {exc}")
+                    else:
+                        in_document(kb, actor, Passage(chunk, 0.0, cited.n, cited.page), [cited.text], f"shared-{cited.n}")
     if st.button("Ask your own question", icon=":material/chat:"):
         st.query_params.clear()
         st.rerun()

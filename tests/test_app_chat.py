@@ -278,6 +278,8 @@ def test_a_permalink_opens_the_answer_as_it_was_shown_for_those_who_may_see_it(k
     assert not shared.exception, shared.exception
     page = html_of(shared)
     assert "How do I request annual leave?" in page and "HR portal" in page and "still the current version" in page
+    shared.toggle(key="open-shared-1").set_value(True).run()
+    assert '<div class="kb-in-document">' in html_of(shared)  # the passage in place, in its document
     record, _ = kb.recorded_answer(int(answer_id), actor=LOCAL_ADMIN)
     cited_doc = record.citations[0].doc_id
     kb.catalog.set_groups(cited_doc, ("hr",))  # the cited document becomes HR's only
