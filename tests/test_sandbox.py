@@ -235,3 +235,17 @@ def test_the_helper_writes_nothing_to_its_stdout_but_the_protocol():
         [sys.executable, "-m", "kb.parsing.helper", "2048"], stdin=subprocess.DEVNULL, capture_output=True, timeout=60
     )
     assert (helper.returncode, helper.stdout) == (0, b"")
+
+
+def test_a_helper_answering_in_another_protocol_fails_the_file_and_frees_the_sandbox(note: Path, monkeypatch):
+    """A helper of another kb version (a checkout's CLI starting the installed helper) sends a shorter header."""
+    sandbox = ParseSandbox(timeout_s=60)
+    try:
+        real_ask = ParseSandbox._ask
+        monkeypatch.setattr(ParseSandbox, "_ask", lambda self, request: (self._running_helper(), ("info", 1, "x", 2)))
+        with pytest.raises(ParseError, match="unreadable"):
+            sandbox.parse(note)
+        monkeypatch.setattr(ParseSandbox, "_ask", real_ask)
+        assert sandbox.parse(note).title == "Leave"  # not locked: the next file is read
+    finally:
+        sandbox.close()

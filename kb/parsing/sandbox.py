@@ -90,7 +90,7 @@ class ParseSandbox:
             self._done_with_file()
             self._release()
             raise ParseError(first[1])
-        if first[0] != "info":
+        if first[0] != "info" or len(first) != 5:  # e.g. a helper from another version of kb
             self._stop_helper(helper)
             self._release()
             raise ParseError("the reader answered something unreadable")
