@@ -27,13 +27,12 @@ import pickle
 import re
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import HANDBOOKS, SHARED, save, table  # noqa: E402
-from qa_common import KbRun, mean  # noqa: E402
+from qa_common import ingest_and_ask, mean  # noqa: E402
 
 DOCUGAMI = SHARED / "rag_qa" / "docugami_sec10q" / "data" / "v1"
 XQUAD = SHARED / "retrieval" / "xquad_squad11_subset" / "xquad.en.json"
@@ -114,22 +113,11 @@ GROUPS = {"offtopic": ["offtopic_handbook", "offtopic_filings"], "docugami_no_ap
 def measure(name: str, dump: Path | None) -> dict[str, Any]:
     from kb.auth import LOCAL_ADMIN
 
-    staging = Path(tempfile.mkdtemp(prefix=f"kb-declines-{name}-files-"))
-    run = KbRun(f"kb-declines-{name}-")
-    try:
-        files, questions = SETS[name](staging)
-        ingest = run.ingest(files)
-        print(f"{name}: {len(questions)} questions; kb ingest {len(ingest.ok)} ok, {len(ingest.failed)} failed, "
-              f"{ingest.seconds} s", flush=True)
-        kb = run.library()
-        try:
-            answers = [kb.ask(q["question"], actor=LOCAL_ADMIN) for q in questions]
-            mode = kb.answerer.mode
-        finally:
-            kb.close()
-    finally:
-        run.close()
-        shutil.rmtree(staging, ignore_errors=True)
+    ingest, asked, mode = ingest_and_ask(
+        f"kb-declines-{name}", SETS[name], lambda kb, q: (q, kb.ask(q["question"], actor=LOCAL_ADMIN))
+    )
+    questions = [q for q, _ in asked]
+    answers = [a for _, a in asked]
     if dump is not None:
         dump.mkdir(parents=True, exist_ok=True)
         with (dump / f"{name}.pickle").open("wb") as out:

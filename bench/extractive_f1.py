@@ -32,10 +32,8 @@ import argparse
 import csv
 import json
 import re
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,7 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, save, table  # noqa: E402
 from docugami_pages import figures  # noqa: E402
-from qa_common import KbRun, mean, normalize_answer, tokens_f1  # noqa: E402
+from qa_common import ingest_and_ask, mean, normalize_answer, tokens_f1  # noqa: E402
 
 DOCUGAMI = SHARED / "rag_qa" / "docugami_sec10q" / "data" / "v1"
 XQUAD = SHARED / "retrieval" / "xquad_squad11_subset" / "xquad.en.json"
@@ -98,27 +96,15 @@ SETS = {"docugami": docugami_set, "xquad": xquad_set, "anthropic": anthropic_set
 def measure(name: str) -> dict[str, Any]:
     from kb.auth import LOCAL_ADMIN
 
-    staging = Path(tempfile.mkdtemp(prefix=f"kb-f1-{name}-files-"))
-    run = KbRun(f"kb-f1-{name}-")
-    try:
-        files, questions = SETS[name](staging)
-        ingest = run.ingest(files)
-        print(f"\n{name}: {len(questions)} questions; kb ingest {len(ingest.ok)} ok, {len(ingest.failed)} failed, "
-              f"{ingest.seconds} s")
-        for failed, reason in ingest.failed.items():
-            print(f"  failed {failed}: {reason}")
-        kb = run.library()
-        try:
-            terms = kb.serving.sparse.query_terms
-            started = time.perf_counter()
-            rows = [score(q, kb.ask(q["question"], actor=LOCAL_ADMIN), terms) for q in questions]
-            ask_s = time.perf_counter() - started
-            mode = kb.answerer.mode
-        finally:
-            kb.close()
-    finally:
-        run.close()
-        shutil.rmtree(staging, ignore_errors=True)
+    def visit(kb: Any, question: dict[str, Any]) -> tuple[dict[str, Any], float]:
+        started = time.perf_counter()
+        answer = kb.ask(question["question"], actor=LOCAL_ADMIN)
+        took = time.perf_counter() - started
+        return score(question, answer, kb.serving.sparse.query_terms), took
+
+    ingest, visits, mode = ingest_and_ask(f"kb-f1-{name}", SETS[name], visit)
+    rows = [row for row, _ in visits]
+    ask_s = sum(took for _, took in visits)
     answered = [r for r in rows if r["found"]]
     with_figures = [r for r in rows if r["figures_share"] is not None]
     summary = {

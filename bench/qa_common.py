@@ -27,7 +27,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import pypdfium2 as pdfium
 
@@ -167,6 +167,34 @@ class UnitBm25:
                 scores[position] += self.idf[term] * weight
         ordered = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
         return [(self.keys[p], s) for p, s in ordered[:limit]]
+
+
+def ingest_and_ask(
+    name: str, question_set: Callable[[Path], tuple[Path, list[dict[str, Any]]]],
+    visit: Callable[[Any, dict[str, Any]], Any],
+) -> tuple[IngestReport, list[Any], str]:
+    """Stage a question set's files (`question_set(staging)` returns the folder to ingest and the questions),
+    `kb ingest` them into a fresh data dir, open the library on it and call `visit(kb, question)` for each
+    question: what the answer benchmarks share. Returns the ingest report, the visits and the answer mode."""
+    staging = Path(tempfile.mkdtemp(prefix=f"{name}-files-"))
+    run = KbRun(f"{name}-")
+    try:
+        files, questions = question_set(staging)
+        ingest = run.ingest(files)
+        print(f"{name}: {len(questions)} questions; kb ingest {len(ingest.ok)} ok, {len(ingest.failed)} failed, "
+              f"{ingest.seconds} s", flush=True)
+        for failed, reason in ingest.failed.items():
+            print(f"  failed {failed}: {reason}")
+        kb = run.library()
+        try:
+            visits = [visit(kb, q) for q in questions]
+            mode = kb.answerer.mode
+        finally:
+            kb.close()
+    finally:
+        run.close()
+        shutil.rmtree(staging, ignore_errors=True)
+    return ingest, visits, mode
 
 
 def pdf_pages(path: Path) -> list[str]:
