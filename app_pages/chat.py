@@ -27,7 +27,7 @@ from kb.highlight import (
 )
 from kb.errors import BadRequest, IndexUnavailable, KbError
 from kb.records import Answer, Claim, Passage, Turn
-from kb.rendering import highlighted_band
+from kb.rendering import RenderError, highlighted_band
 from kb.service import KnowledgeBase
 from app_pages.common import document_labels, current_actor, knowledge_base, note, oidc_configured
 
@@ -172,21 +172,10 @@ def in_document(kb: KnowledgeBase, actor: Actor, passage: Passage, support: list
     the pages around it a click away; for other formats the text around it, escaped, the passage marked."""
     chunk = passage.chunk
     try:
-        if chunk.source.lower().endswith(".pdf") and passage.page is not None:
-            page_key = f"page-{key}"
-            page = st.session_state.setdefault(page_key, passage.page)
-            band, whole, pages = drawn_page(kb, actor, chunk.chunk_id, page, tuple(support))
-            st.image(band, caption=f"{chunk.source} · page {page} of {pages}")
-            with st.expander("Whole page"):
-                st.image(whole)
-            back, ahead = st.columns(2)
-            back.button("Previous page", key=f"prev-{key}", disabled=page <= 1, icon=":material/chevron_left:",
-                        on_click=st.session_state.__setitem__, args=(page_key, page - 1))
-            ahead.button("Next page", key=f"next-{key}", disabled=page >= pages, icon=":material/chevron_right:",
-                         on_click=st.session_state.__setitem__, args=(page_key, page + 1))
+        if passage.page is not None and pdf_page(kb, actor, passage, support, key):
             return
         before, shown, after = kb.surroundings(chunk.chunk_id, actor=actor)
-    except KbError as exc:  # not a PDF after all, its original no longer kept, a page pdfium cannot draw
+    except KbError as exc:  # its document no longer visible or kept
         st.caption(f"Cannot open it in the document: {exc}")
         return
     place = " · ".join(part for part in (chunk.source, passage.page_label(), chunk.section and f"§ {chunk.section}") if part)
@@ -199,6 +188,27 @@ def in_document(kb: KnowledgeBase, actor: Actor, passage: Passage, support: list
         + (f"\n\n{html.escape(follow)} …" if follow else "")
         + "</div></div>"
     )
+
+
+def pdf_page(kb: KnowledgeBase, actor: Actor, passage: Passage, support: list[str], key: str) -> bool:
+    """The passage's page drawn with its supporting sentences highlighted, the pages around it a click away;
+    False when its document is not a PDF (slides have pages too) or its original is no longer kept."""
+    chunk = passage.chunk
+    page_key = f"page-{key}"
+    page = st.session_state.setdefault(page_key, passage.page)
+    try:
+        band, whole, pages = drawn_page(kb, actor, chunk.chunk_id, page, tuple(support))
+    except RenderError:
+        return False
+    st.image(band, caption=f"{chunk.source} · page {page} of {pages}")
+    with st.expander("Whole page"):
+        st.image(whole)
+    back, ahead = st.columns(2)
+    back.button("Previous page", key=f"prev-{key}", disabled=page <= 1, icon=":material/chevron_left:",
+                on_click=st.session_state.__setitem__, args=(page_key, page - 1))
+    ahead.button("Next page", key=f"next-{key}", disabled=page >= pages, icon=":material/chevron_right:",
+                 on_click=st.session_state.__setitem__, args=(page_key, page + 1))
+    return True
 
 
 def cards(kb: KnowledgeBase, actor: Actor, turn_id: str, answer: Answer, query: str) -> None:

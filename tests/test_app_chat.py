@@ -250,6 +250,31 @@ def test_open_in_document_draws_a_pdf_page_and_shows_text_in_place(kb):
     assert any("leave.md" in block and '<span class="kb-support">' in block for block in opened)
 
 
+def test_open_in_document_shows_a_slide_with_pages_as_text_not_as_a_drawn_page(kb, tmp_path):
+    from app_pages.common import knowledge_base
+    from test_parsing import make_pptx
+
+    add_documents(knowledge_base(), tmp_path, {"review.pptx": make_pptx(tmp_path / "deck.pptx").read_bytes()})
+    app = ask(new_app(), "How many engineers do we hire next?")
+    assert "review.pptx" in cards(app)[1]
+    next(t for t in app.toggle if t.label == "Open in document").set_value(True).run()
+    assert not app.exception, app.exception
+    assert not app.get("image")  # slides have pages, but only a PDF's are drawn
+    opened = [e.value for e in app.html if e.value.startswith('<div class="kb-in-document">')]
+    assert opened and "Hire two engineers." in opened[0] and "review.pptx" in opened[0]
+
+
+def test_open_in_document_draws_a_pdf_by_its_content_whatever_its_name(kb, tmp_path):
+    from app_pages.common import knowledge_base
+
+    pdf = make_pdf([["Parking", "Staff parking permits are issued by the facilities team every January."]])
+    add_documents(knowledge_base(), tmp_path, {"parking-rules.txt": pdf})  # a PDF saved under a .txt name
+    app = ask(new_app(), "Who issues staff parking permits?")
+    assert "parking-rules.txt" in cards(app)[1]
+    next(t for t in app.toggle if t.label == "Open in document").set_value(True).run()
+    assert any("parking-rules.txt · page 1 of 1" in str(image.proto) for image in app.get("image"))
+
+
 def test_every_answer_shown_in_chat_is_in_the_audit_log_with_its_rating(kb):
     from app_pages.common import knowledge_base
 
