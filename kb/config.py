@@ -229,6 +229,7 @@ _REASONS = {
     "int_parsing": "must be a whole number",
     "int_from_float": "must be a whole number",
     "float_parsing": "must be a number",
+    "bool_parsing": "must be true or false",
     "extra_forbidden": "is not a setting",
 }
 

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from os import scandir
 from pathlib import Path
 
-from kb.access import Rights, can_see, check_groups, rights_of, target_for
+from kb.access import Rights, can_change, can_see, check_groups, rights_of, target_for
 from kb.auth import LOCAL_ADMIN, Actor, NotAuthorized
 from kb.catalog import SqliteCatalog, now
 from kb.config import Settings
@@ -211,9 +211,7 @@ class _Run:
     def known(self, record: SyncRecord | None) -> Document | None:
         """The document the last sync made of this file, if it is still there and still this actor's to change."""
         doc = self.catalog.document(record.doc_id) if record else None
-        if doc is None or doc.status == "deleting" or not (self.rights.admin or doc.owner == self.rights.name):
-            return None
-        return doc if can_see(doc, self.rights) else None
+        return doc if doc is not None and doc.status != "deleting" and can_change(doc, self.rights) else None
 
     def consider(self, file: FolderFile, record: SyncRecord | None, groups: tuple[str, ...] | None) -> None:
         """Unchanged (reported now), or queued as an ingest job (reported when it is done)."""
