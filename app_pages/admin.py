@@ -99,6 +99,19 @@ def health(kb: KnowledgeBase) -> None:
     safe_table([{"component": c.component, "status": c.status, "detail": c.detail} for c in components])
 
 
+def folder_syncs(kb: KnowledgeBase, actor: Actor) -> None:
+    """The last sync of each folder (`kb sync`, KB_SYNC_PATHS) and how it went."""
+    reports = kb.last_syncs(actor)
+    if not reports:
+        st.caption("No folder synced yet: see `kb sync` and KB_SYNC_PATHS.")
+        return
+    safe_table([
+        {"folder": r.root, "started": r.started_at, "seconds": r.seconds, "outcome": r.outcome,
+         "result": r.summary(), "notes": "; ".join(r.notes)}
+        for r in reports
+    ])
+
+
 def reindex(kb: KnowledgeBase, actor: Actor) -> None:
     st.write(
         "Rebuilds the whole index from the stored originals, in the background. Chat keeps answering "
@@ -268,6 +281,8 @@ def main() -> None:
         statistics(kb)
         st.subheader("Health")
         health(kb)
+        st.subheader("Folder sync")
+        folder_syncs(kb, actor)
     with index_tab:
         reindex(kb, actor)
     with documents_tab:

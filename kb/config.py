@@ -117,6 +117,18 @@ class Settings(BaseSettings):
         0, env="KB_AUDIT_DAYS", ge=0,
         help="days the audit log keeps each answer shown (0: keep them all); the worker deletes older ones",
     )
+    sync_paths: str = setting(
+        "", env="KB_SYNC_PATHS",
+        help="folders the worker keeps in sync (`kb sync` on a schedule), `;`-separated; `path=hr,finance` "
+        "gives that folder's documents those groups",
+    )
+    sync_interval_s: float = setting(
+        3600.0, env="KB_SYNC_INTERVAL_S", ge=60, le=7 * 86400, help="seconds between two syncs of KB_SYNC_PATHS"
+    )
+    sync_delete: bool = setting(
+        False, env="KB_SYNC_DELETE", shown="`false`",
+        help="the scheduled sync also deletes the documents it added whose file is gone (`kb sync --delete`)",
+    )
     timeout_s: float = setting(30.0, env="KB_TIMEOUT", gt=0, help="seconds for every network call")
     parse_timeout_s: float = setting(120.0, env="KB_PARSE_TIMEOUT", gt=0, help="seconds one file may take to parse")
     parse_memory_mb: int = setting(
@@ -187,6 +199,18 @@ class Settings(BaseSettings):
         return groups
 
     @property
+    def sync_folders(self) -> list[tuple[Path, tuple[str, ...]]]:
+        """KB_SYNC_PATHS as (folder, groups of its new documents): `/srv/handbook;/srv/hr=hr,finance`."""
+        folders = []
+        for entry in self.sync_paths.split(";"):
+            path, _, names = entry.strip().rpartition("=")
+            if not path or "/" in names:  # no "=", or one that belongs to the path itself
+                path, names = entry.strip(), ""
+            if path:
+                folders.append((Path(path).expanduser(), tuple(g.strip() for g in names.split(",") if g.strip())))
+        return folders
+
+    @property
     def admin_email_set(self) -> frozenset[str]:
         return frozenset(e.strip().lower() for e in self.admin_emails.split(",") if e.strip())
 
@@ -205,6 +229,7 @@ _REASONS = {
     "int_parsing": "must be a whole number",
     "int_from_float": "must be a whole number",
     "float_parsing": "must be a number",
+    "bool_parsing": "must be true or false",
     "extra_forbidden": "is not a setting",
 }
 

@@ -59,6 +59,13 @@ class Intake:
             submitted.append(self._submit(name, _opener(path), size, rights, groups))
         return submitted
 
+    def submit_file(
+        self, path: Path, name: str, size: int, *, actor: Actor = LOCAL_ADMIN, groups: Sequence[str] | None = None
+    ) -> Submitted:
+        """Store one file of `size` bytes (as listed) under a given document name and queue it: kb.sync
+        names a folder's files itself. A file that cannot be read becomes a refused job, as in submit_paths."""
+        return self._submit(name, _opener(path), size, rights_of(actor, self.settings), groups)
+
     def submit_upload(
         self, filename: str, data: BinaryIO, size: int, *, actor: Actor, groups: Sequence[str] | None = None
     ) -> Submitted:

@@ -287,6 +287,7 @@ class Worker:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                self.queue.run_scheduled()
                 worked = self.queue.work()
             except Exception:  # keep serving; the next poll tries again
                 log.exception("queue worker error")

@@ -54,6 +54,8 @@ class JobQueue:
         self.runner = runner
         self._retention_at = -RETENTION_EVERY_S  # the first work() applies it
         self._lease: IO[str] | None = None
+        # what a long-lived worker does besides jobs, when due (kb.sync.SyncSchedule.run_due): run_scheduled
+        self.scheduled: list[Callable[[], object]] = []
 
     @property
     def held(self) -> bool:
@@ -125,6 +127,18 @@ class JobQueue:
         if worked:
             self.serving.compact_if_due()
         return worked
+
+    def run_scheduled(self) -> None:
+        """The scheduled tasks (the folder syncs of KB_SYNC_PATHS), each deciding whether it is due; only in
+        the process that holds the lease, and only from long-lived workers (the app's thread, `kb worker`),
+        never from a one-off command such as `kb ingest`."""
+        if not self.scheduled or not self.take():
+            return
+        for task in self.scheduled:
+            try:
+                task()
+            except Exception:  # a scheduled task never takes the worker down
+                log.exception("scheduled task failed")
 
     def _apply_retention(self) -> None:
         days = self.runner.settings.audit_days

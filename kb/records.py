@@ -391,3 +391,64 @@ class Modes:
         answers = f"LLM: {self.llm_model}" if self.llm_model else "extractive (no LLM configured)"
         search = "hybrid search" if self.search == "hybrid" else "keyword search only"
         return f"{answers} · {search}"
+
+
+SyncStatus = Literal["added", "new version", "unchanged", "removed", "kept", "failed"]
+SYNC_STATUSES: tuple[SyncStatus, ...] = ("added", "new version", "unchanged", "removed", "kept", "failed")
+
+
+@dataclass(frozen=True)
+class SyncedFile:
+    """What one sync did with one file of the folder, or with a document whose file is gone.
+
+    `kept`: the file is gone but its document stays (no --delete, the folder could not be read in full,
+    or the document was not added by this sync)."""
+
+    name: str
+    status: SyncStatus
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """One sync of a folder (kb.sync): each file's outcome, the counts, and why it stopped if it did.
+
+    `error` set means the folder itself could not be read: nothing was added or deleted. The catalog
+    keeps the last report of each folder without `files`, for Admin."""
+
+    root: str
+    started_at: str
+    seconds: float
+    counts: dict[str, int]
+    files: tuple[SyncedFile, ...] = ()
+    error: str = ""
+    notes: tuple[str, ...] = ()  # e.g. why deletions were skipped
+
+    @property
+    def outcome(self) -> Literal["ok", "partial", "failed"]:
+        if self.error:
+            return "failed"
+        return "partial" if self.counts.get("failed") or self.notes else "ok"
+
+    def summary(self) -> str:
+        """"3 added, 1 new version, 880 unchanged, 0 removed, 0 kept, 0 failed" (or the error)."""
+        if self.error:
+            return f"not synced: {self.error}"
+        return ", ".join(f"{self.counts.get(status, 0)} {status}" for status in SYNC_STATUSES)
+
+
+@dataclass(frozen=True)
+class SyncRecord:
+    """The catalog's note of a file a sync handled: which document it became and what the file was then,
+    so the next sync can tell an unchanged file (size, mtime) without reading it, and which documents
+    it may delete (`created`: this sync added the document, rather than finding one of that name)."""
+
+    root: str
+    name: str
+    doc_id: str
+    created: bool
+    size: int
+    mtime_ns: int
+    sha256: str  # "" when the file was refused before it was stored
+    outcome: str  # the last ingest's: ok | unchanged | failed
+    message: str = ""

@@ -36,13 +36,15 @@ from kb.jobs import JobRunner, Progress
 from kb.queue import JobQueue, busy_message
 from kb.conversations import MAX_TITLE_CHARS, answer_from_json, answer_to_json, shown_documents, title_for
 from kb.records import (
-    Answer, AuditRecord, Chunk, Conversation, Document, Feedback, Job, Modes, Passage, ShownPassage, TextRecord, Turn,
+    Answer, AuditRecord, Chunk, Conversation, Document, Feedback, Job, Modes, Passage, ShownPassage, SyncReport,
+    TextRecord, Turn,
 )
 from kb.rendering import RenderedPage, RenderError, render_page
 from kb.retrieval import Retriever
 from kb.parsing import ParseSandbox
 from kb.serving import ServingIndex
 from kb.storage import BlobStore
+from kb.sync import FolderSync, OnFile, SyncSchedule
 
 __all__ = ["IndexBusy", "KnowledgeBase", "Submitted"]
 
@@ -61,6 +63,9 @@ class KnowledgeBase:
         self.intake = Intake(settings, self.catalog, self.blobs)
         runner = JobRunner(settings, self.catalog, self.blobs, self.sandbox, self.serving)
         self.queue = JobQueue(data_dir, self.catalog, self.blobs, self.serving, runner)
+        self.syncer = FolderSync(settings, self.catalog, self.intake, self.queue)
+        self.sync_schedule = SyncSchedule(self.syncer, settings)
+        self.queue.scheduled.append(self.sync_schedule.run_due)
         self.password_guard = PasswordGuard()  # the app's admin sign-in, shared by every session
         self._answerer: tuple[int, Answerer] | None = None  # (serving generation it was built for, answerer)
 
@@ -106,6 +111,23 @@ class KnowledgeBase:
         uploader: str = "",
     ) -> list[Submitted]:
         return self.intake.submit_paths(paths, actor=actor, groups=groups, uploader=uploader)
+
+    def sync_folder(
+        self, folder: Path, *, actor: Actor = LOCAL_ADMIN, groups: Sequence[str] | None = None, delete: bool = False,
+        on_file: OnFile | None = None,
+    ) -> SyncReport:
+        """Mirror a folder: new files added, changed ones as new versions, unchanged ones untouched (decided
+        before anything is queued); with `delete`, the documents it added whose file is gone removed. See kb.sync."""
+        return self.syncer.sync(folder, actor=actor, groups=groups, delete=delete, on_file=on_file)
+
+    def run_scheduled(self) -> None:
+        """What a long-lived worker does besides jobs, when due: the syncs of KB_SYNC_PATHS."""
+        self.queue.run_scheduled()
+
+    def last_syncs(self, actor: Actor) -> list[SyncReport]:
+        """Each synced folder's last report (counts, outcome, error; no files), the most recent first."""
+        require_admin(actor, self.settings, "reading the sync reports")
+        return self.syncer.last_reports()
 
     def submit_upload(
         self, filename: str, data: BinaryIO, size: int, *, actor: Actor, groups: Sequence[str] | None = None

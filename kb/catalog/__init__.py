@@ -13,9 +13,10 @@ from kb.catalog.database import MAX_ATTEMPTS, SCHEMA_VERSION, doc_id_for, new_do
 from kb.catalog.documents import Documents
 from kb.catalog.feedback import FeedbackLog
 from kb.catalog.jobs import Jobs
+from kb.catalog.synced import SyncedFiles
 
 __all__ = ["MAX_ATTEMPTS", "SCHEMA_VERSION", "SqliteCatalog", "doc_id_for", "new_doc_id", "now"]
 
 
-class SqliteCatalog(Documents, Jobs, FeedbackLog, AnswerLog, ConversationLog):
+class SqliteCatalog(Documents, Jobs, FeedbackLog, AnswerLog, ConversationLog, SyncedFiles):
     """The catalog in one SQLite file. Safe to share between threads and processes."""

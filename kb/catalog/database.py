@@ -69,6 +69,11 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS synced_files (
+    root TEXT NOT NULL, name TEXT NOT NULL, doc_id TEXT NOT NULL, created INTEGER NOT NULL,
+    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL, outcome TEXT NOT NULL,
+    message TEXT NOT NULL DEFAULT '', PRIMARY KEY (root, name)
+);
 CREATE TABLE IF NOT EXISTS answers (
     id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, question TEXT NOT NULL, query TEXT NOT NULL,
     answer TEXT NOT NULL, mode TEXT NOT NULL, found INTEGER NOT NULL, citations TEXT NOT NULL DEFAULT '[]',
@@ -222,6 +227,11 @@ class Database:
     def get_meta(self, key: str, default: str = "") -> str:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
         return rows[0]["value"] if rows else default
+
+    def meta_starting(self, prefix: str) -> dict[str, str]:
+        """Every meta value whose key starts with `prefix` (e.g. each folder's last sync)."""
+        rows = self._query("SELECT key, value FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key", (len(prefix), prefix))
+        return {r["key"]: r["value"] for r in rows}
 
     def set_meta(self, key: str, value: str) -> None:
         with self._write() as db:

@@ -51,6 +51,7 @@ def worker(ctx: click.Context, poll: float) -> None:
         click.echo(f"Working the queue in {kb.settings.data_dir} (Ctrl-C to stop).", err=True)
         try:
             while True:
+                kb.run_scheduled()
                 kb.work_queue(on_done=lambda job: click.echo(f"{job.outcome} {job.kind} {job.name}: {job.message}"))
                 time.sleep(poll)
         except KeyboardInterrupt:

@@ -1,9 +1,10 @@
-"""Commands that add, list, delete and re-label documents: `kb ingest`, `docs`, `delete`, `groups`."""
+"""Commands that add, list, delete and re-label documents: `kb ingest`, `sync`, `docs`, `delete`, `groups`."""
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -11,7 +12,7 @@ from tqdm import tqdm
 
 from kb.auth import LOCAL_ADMIN, Actor
 from kb.cli.base import USER_OPTION, actor_of, cli, open_kb
-from kb.records import Job
+from kb.records import Job, SyncedFile
 from kb.service import KnowledgeBase
 
 
@@ -52,6 +53,40 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], uploader: str, groups: t
         kb.wait(sorted(pending), on_done=report)
         bar.close()
     sys.exit(1 if failed else 0)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--group", "groups", multiple=True,
+              help="Limit the folder's documents to this group (repeatable); sets it on existing ones too.")
+@click.option("--delete", is_flag=True, help="Delete the documents this sync added whose file is gone.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of lines.")
+@click.option("--user", default=None,
+              help="Sync with this user's rights, as the Upload page does (default: the machine owner, an admin).")
+@click.pass_context
+def sync(ctx: click.Context, path: Path, groups: tuple[str, ...], delete: bool, as_json: bool, user: str | None) -> None:
+    """Mirror folder PATH into the knowledge base: new files are added, changed ones become new versions,
+    unchanged ones are not read again; with --delete, documents it added whose file is gone are deleted.
+
+    Prints one line per file, `added|new version|unchanged|removed|kept|failed NAME: reason`, then a summary
+    on stderr. Exits 1 if the folder could not be read or a file failed. Nothing is deleted when the folder
+    is missing, unreadable or empty.
+    """
+    def shown(result: SyncedFile) -> None:
+        if not as_json:
+            click.echo(f"{result.status} {result.name}: {result.message}")
+
+    with open_kb(ctx, index=False) as kb:
+        if not kb.take_queue():
+            click.echo("The index is open in another kb process: changed files are queued there; waiting.", err=True)
+        report = kb.sync_folder(path, actor=actor_of(kb, user), groups=groups or None, delete=delete, on_file=shown)
+    if as_json:
+        click.echo(json.dumps({**asdict(report), "outcome": report.outcome}, ensure_ascii=False, indent=2))
+    else:
+        for note in report.notes:
+            click.echo(f"note: {note}", err=True)
+        click.echo(f"{report.root}: {report.summary()} ({report.seconds:.1f} s)", err=True)
+    sys.exit(1 if report.outcome == "failed" or report.counts.get("failed") else 0)
 
 
 @cli.command()
