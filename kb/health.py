@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 from urllib.parse import urlsplit
 
-from kb.answering import LLM_ERRORS, build_llm, describe_llm_error
 from kb.catalog import SqliteCatalog
 from kb.config import Settings
 from kb.errors import first_line
@@ -40,8 +39,6 @@ def check(serving: ServingIndex, catalog: SqliteCatalog, settings: Settings) -> 
 def _guard(component: str, probe: Callable[[], tuple[Status, str]]) -> ComponentHealth:
     try:
         status, detail = probe()
-    except LLM_ERRORS as exc:
-        status, detail = "down", describe_llm_error(exc)
     except Exception as exc:  # the point of a health check: report, never fail
         named = type(exc).__name__
         status, detail = "down", f"{named}: {first_line(exc)}" if str(exc).strip() else named
@@ -80,8 +77,13 @@ def _embedding(serving: ServingIndex, settings: Settings) -> tuple[Status, str]:
 def _llm(settings: Settings) -> tuple[Status, str]:
     if not settings.llm_enabled:
         return "off", "no OPENAI_API_KEY or OPENAI_BASE_URL: extractive answers"
+    from kb.answering.llm import LLM_ERRORS, build_llm, describe_llm_error  # only with a model configured
+
     llm = build_llm(settings.replace(timeout_s=min(settings.timeout_s, HEALTH_TIMEOUT_S)), max_retries=0)
-    llm.invoke("Reply with the word OK.")
+    try:
+        llm.invoke("Reply with the word OK.")
+    except LLM_ERRORS as exc:
+        return "down", describe_llm_error(exc)
     return "ok", f"{settings.llm_model} at {_host(settings.openai_base_url) or 'OpenAI'} answered"
 
 

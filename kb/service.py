@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from kb.access import can_see, rights_of
-from kb.answering import Answerer, AnswerEvent, build_llm
+from kb.answering import Answerer, AnswerEvent
 from kb.auth import LOCAL_ADMIN, Actor, Client, PasswordGuard, is_admin, may_see, require_admin, visible_groups
 from kb.catalog import SqliteCatalog
 from kb.config import Settings
@@ -217,7 +217,11 @@ class KnowledgeBase:
         cached = self._answerer
         if cached is None or cached[0] != self.serving.generation:
             self.serving.open()  # first: the retriever's encoders come from the served generation
-            llm = build_llm(self.settings) if self.settings.llm_enabled else None
+            llm = None
+            if self.settings.llm_enabled:
+                from kb.answering.llm import build_llm  # the LLM stack loads only when a model is configured
+
+                llm = build_llm(self.settings)
             answerer = Answerer(
                 self.retriever, query_terms=self.serving.sparse.query_terms, llm=llm,
                 k=self.settings.top_k, min_relevance=self.settings.min_relevance,

@@ -146,3 +146,13 @@ def test_readme_configuration_table_is_the_declarations():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert settings_table() in readme
     assert len(settings_table().splitlines()) == len(Settings.model_fields) + 2
+
+
+def test_the_llm_stack_loads_only_when_a_model_is_configured():
+    """Offline, `kb` commands and the app start without LangChain and openai (1.7 s of imports)."""
+    import subprocess
+    import sys
+
+    code = "import sys, kb.service, kb.cli; print(sorted(m for m in ('langchain_core', 'openai') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

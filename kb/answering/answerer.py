@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 from kb.answering.citations import NO_PASSAGES, at_evidence, finalize, says_not_found
 from kb.answering.extractive import QueryTerms, extractive_answer
 from kb.answering.followup import offline_standalone
-from kb.answering.llm import LLM_ERRORS, build_chain, condense_question, describe_llm_error
 from kb.claims import check_claims
 from kb.records import Answer, Passage
 
@@ -68,6 +67,8 @@ class Answerer:
             return question
         if self._llm is None:
             return offline_standalone(question, history, self._query_terms)
+        from kb.answering.llm import LLM_ERRORS, condense_question, describe_llm_error  # loaded with the model
+
         try:
             return condense_question(question, history, self._llm)
         except LLM_ERRORS as exc:
@@ -102,6 +103,8 @@ class Answerer:
         yield AnswerEvent("answer", answer=checked(answer))
 
     def _stream_llm(self, question: str, passages: list[Passage], llm: BaseChatModel) -> Iterator[AnswerEvent]:
+        from kb.answering.llm import LLM_ERRORS, build_chain, describe_llm_error  # loaded with the model
+
         tokens: list[str] = []
         try:
             for token in build_chain(llm).stream({"question": question, "passages": passages}):
