@@ -3,6 +3,7 @@ trace), retrying from the stored original, clearing, the batch estimate, and the
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -224,3 +225,41 @@ def test_a_catalog_of_schema_2_gains_job_control(tmp_path: Path):
     assert catalog.cancel(2, "cancelled") == "cancelled"
     catalog.close()
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_the_command_line_lists_cancels_and_retries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from click.testing import CliRunner
+
+    from kb.cli import cli
+
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "KB_QDRANT_URL", "KB_EMBEDDING", "KB_ADMIN_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*args: str):
+        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+    (tmp_path / "bad.docx").write_bytes(b"PK\x03\x04 not a real docx")
+    (tmp_path / "later.md").write_text("# Later\n\nQueued while nothing works the queue.\n")
+    assert run("ingest", str(tmp_path / "bad.docx")).exit_code == 1
+    offline = KnowledgeBase(load_settings())
+    try:
+        (later,) = offline.submit_paths([tmp_path / "later.md"])  # queued; nobody works it yet
+    finally:
+        offline.close()
+    listed = run("jobs")
+    lines = listed.stdout.splitlines()
+    assert lines[0].split()[1:3] == ["failed", "bad.docx"] and lines[1].split()[1:3] == ["waiting", "later.md"]
+    assert listed.stderr.strip() == "1 of 2 done"
+    assert [row["name"] for row in json.loads(run("jobs", "--json").stdout)] == ["bad.docx", "later.md"]
+    assert run("jobs", "--user", "ann@example.com").stdout.strip() == "No uploads in the last day."
+
+    assert run("cancel", str(later.job_id)).stdout.strip() == "later.md: cancelled before it started"
+    gone = run("retry", str(later.job_id))
+    assert gone.exit_code == 1 and "later.md is no longer kept on the server: upload the file again" in gone.stderr
+    bad_id = int(lines[0].split()[0])
+    again = run("retry", str(bad_id))
+    assert again.exit_code == 1 and again.stdout.startswith("failed bad.docx: ")  # still not a real docx
+    missing = run("cancel", "999")
+    assert missing.exit_code == 1 and missing.stderr.strip() == "Error: cancelling an upload: there is no upload 999 of yours"
