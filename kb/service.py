@@ -198,7 +198,9 @@ class KnowledgeBase:
         job = self._upload_of(job_id, actor, "retrying an upload")
         if job.status != "done" or job.outcome not in ("failed", "cancelled"):
             raise BadRequest(f"{job.name} has not failed: only a failed or cancelled upload can be tried again")
-        if not job.blob or not self.blobs.exists(job.blob):
+        if not job.blob:  # refused before it was stored (over the size limit, unreadable)
+            raise BadRequest(f"{job.name} was never stored on the server ({job.message}): upload the file again")
+        if not self.blobs.exists(job.blob):
             raise BadRequest(f"{job.name} is no longer kept on the server: upload the file again")
         rights = (rights_of(actor, self.settings, job.uploader) if job.uploader == actor.name
                   else Rights(job.uploader, job.actor_groups, job.actor_admin))
