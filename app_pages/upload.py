@@ -102,6 +102,7 @@ def uploads_panel(kb: KnowledgeBase, actor: Actor) -> bool:
     if actionable:
         chosen = st.multiselect(
             "Files to cancel or retry (none chosen: all of them)", options=list(actionable), key=CHOSEN_KEY,
+            placeholder="All of them",
             format_func=lambda job_id: f"{actionable[job_id].name} ({job_status(actionable[job_id])})",
         )
     picked = [actionable[job_id] for job_id in chosen if job_id in actionable]
