@@ -8,7 +8,9 @@ import streamlit as st
 
 from kb.errors import KbError, first_line
 
-from app_pages.common import current_actor, note, oidc_configured
+# Nothing heavy is imported before the navigation is drawn: app_pages.common imports the whole library
+# (4-5 s on the first run after a start), and until this script sends its first element the browser shows
+# a blank page (or, were there a `pages/` folder, Streamlit's automatic list of every script in it).
 
 # Our own classes only: passage and answer text is escaped before it reaches any HTML (kb/highlight.py).
 STYLE = """<style>
@@ -44,6 +46,9 @@ def main() -> None:
             st.Page("app_pages/admin.py", title="Admin", icon=":material/admin_panel_settings:"),
         ]
     )
+    with st.spinner("Opening the knowledge base…"):  # the first run after a start imports the library
+        from app_pages.common import current_actor, note, oidc_configured  # after the navigation: see above
+
     if oidc_configured():
         with st.sidebar:
             if st.user.get("is_logged_in"):

@@ -11,7 +11,7 @@ from collections import Counter
 import html
 import math
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from kb.feedback import spreadsheet_safe
 from kb.jobs import Worker
 from kb.records import Document, Job
 from kb.service import KnowledgeBase
+from kb.uploads import about_left
 
 POLL_S = 1.0  # how often a page showing running jobs looks at the catalog
 ADMIN_PASSWORD_KEY = "admin_password"  # session_state: the password this session unlocked Admin with
@@ -124,12 +125,48 @@ def max_upload_mb(kb: KnowledgeBase) -> int:
 _STATUS = {"queued": "waiting", "running": "working…"}
 
 
+def job_status(job: Job) -> str:
+    """Where a job is, in a word: waiting, working…, stopping… (cancelled while running), or its outcome."""
+    if job.status == "running" and job.cancel_requested:
+        return "stopping…"
+    return _STATUS.get(job.status, job.outcome)
+
+
 def job_rows(jobs: list[Job]) -> list[dict[str, str]]:
     """One row per job for a table: the file, where it is, and the one-line outcome."""
-    return [
-        {"file": job.name or job.kind, "status": _STATUS.get(job.status, job.outcome), "details": job.message}
-        for job in jobs
-    ]
+    return [{"file": job.name or job.kind, "status": job_status(job), "details": job.message} for job in jobs]
+
+
+def jobs_summary(jobs: list[Job], eta_s: float | None = None) -> str:
+    """"3 of 10 done, 1 failed, about 2 min left"."""
+    finished = sum(job.status == "done" for job in jobs)
+    failed = sum(job.outcome == "failed" for job in jobs)
+    cancelled = sum(job.outcome == "cancelled" for job in jobs)
+    return (
+        f"{finished} of {len(jobs)} done" + (f", {failed} failed" if failed else "")
+        + (f", {cancelled} cancelled" if cancelled else "") + (f", {about_left(eta_s)}" if eta_s is not None else "")
+    )
+
+
+def jobs_table(jobs: list[Job], key: str, eta_s: float | None = None) -> None:
+    st.html(f'<p class="kb-jobs-summary" data-key="{html.escape(key)}">{html.escape(jobs_summary(jobs, eta_s))}</p>')
+    safe_table(job_rows(jobs), column_config={"details": st.column_config.TextColumn(width="large")})
+
+
+def refreshing(pending: bool, draw: Callable[[], bool]) -> None:
+    """Draw a part of the page, and while work is `pending` draw it again every POLL_S (a fragment);
+    once `draw` returns False (nothing pending any more) the whole page is drawn again, so its other
+    parts (lists, filters, buttons) catch up."""
+    if not pending:
+        draw()
+        return
+
+    @st.fragment(run_every=POLL_S)
+    def live() -> None:
+        if not draw():
+            st.rerun()
+
+    live()
 
 
 def show_jobs(kb: KnowledgeBase, job_ids: list[int], key: str) -> None:
@@ -137,20 +174,7 @@ def show_jobs(kb: KnowledgeBase, job_ids: list[int], key: str) -> None:
 
     def table() -> bool:
         jobs = kb.jobs(job_ids)
-        finished = sum(job.status == "done" for job in jobs)
-        failed = sum(job.outcome == "failed" for job in jobs)
-        summary = f"{finished} of {len(jobs)} done" + (f", {failed} failed" if failed else "")
-        st.html(f'<p class="kb-jobs-summary" data-key="{key}">{summary}</p>')
-        safe_table(job_rows(jobs), column_config={"details": st.column_config.TextColumn(width="large")})
-        return finished == len(jobs)
+        jobs_table(jobs, key)
+        return any(job.status != "done" for job in jobs)
 
-    if all(job.status == "done" for job in kb.jobs(job_ids)):
-        table()
-        return
-
-    @st.fragment(run_every=POLL_S)
-    def live() -> None:
-        if table():
-            st.rerun()  # everything finished: refresh the whole page (document list, filters)
-
-    live()
+    refreshing(any(job.status != "done" for job in kb.jobs(job_ids)), table)

@@ -48,15 +48,16 @@ class Intake:
         `uploader` is the name kept as owner and uploader instead of the actor's. `groups` sets the
         documents' groups (None keeps an existing document's; a new one is for everyone)."""
         rights = rights_of(actor, self.settings, uploader)
-        submitted = []
+        submitted: list[Submitted] = []
         for path, name in iter_files(paths):
+            batch = submitted[0].job_id if submitted else 0  # files handed in together: one batch, for its ETA
             try:
                 size = path.stat().st_size
             except OSError as exc:
-                job = _refused(_ingest_job(name, 0, rights, groups), f"cannot read the file: {exc.strerror}")
+                job = _refused(_ingest_job(name, 0, rights, groups, batch), f"cannot read the file: {exc.strerror}")
                 submitted.append(Submitted(self.catalog.enqueue(job), name))
                 continue
-            submitted.append(self._submit(name, _opener(path), size, rights, groups))
+            submitted.append(self._submit(name, _opener(path), size, rights, groups, batch))
         return submitted
 
     def submit_file(
@@ -73,9 +74,10 @@ class Intake:
         return self._submit(display_name(filename), lambda: data, size, rights_of(actor, self.settings), groups)
 
     def _submit(
-        self, name: str, opener: Callable[[], BinaryIO], size: int, rights: Rights, groups: Sequence[str] | None
+        self, name: str, opener: Callable[[], BinaryIO], size: int, rights: Rights, groups: Sequence[str] | None,
+        batch: int = 0,
     ) -> Submitted:
-        job = _ingest_job(name, size, rights, groups)
+        job = _ingest_job(name, size, rights, groups, batch)
         if size > self.max_bytes:
             reason = f"file is {size / 2**20:.1f} MB, over the {self.settings.max_file_mb:g} MB limit"
             job = _refused(job, reason)
@@ -100,16 +102,17 @@ class Intake:
         by its path inside the folder, and hidden files and folders (.git, .DS_Store) are skipped.
         """
         rights = rights_of(actor, self.settings)
-        submitted = []
+        submitted: list[Submitted] = []
         for filename, data, size in files:
+            batch = submitted[0].job_id if submitted else 0
             if not from_folder:
-                submitted.append(self._submit(display_name(filename), _given(data), size, rights, groups))
+                submitted.append(self._submit(display_name(filename), _given(data), size, rights, groups, batch))
                 continue
             inside = [part for part in filename.replace("\\", "/").split("/") if part][1:]
             if any(part.startswith(".") for part in inside):
                 continue
             name = display_name("/".join(inside) or filename, keep_folders=True)
-            submitted.append(self._submit(name, _given(data), size, rights, groups))
+            submitted.append(self._submit(name, _given(data), size, rights, groups, batch))
         return submitted
 
     def _changeable(self, doc_id: str, actor: Actor, action: str) -> Document:
@@ -152,10 +155,10 @@ def _given(data: BinaryIO) -> Callable[[], BinaryIO]:
     return lambda: data
 
 
-def _ingest_job(name: str, size: int, rights: Rights, groups: Sequence[str] | None) -> Job:
+def _ingest_job(name: str, size: int, rights: Rights, groups: Sequence[str] | None, batch: int = 0) -> Job:
     return Job(
         id=0, kind="ingest", name=name, size=size, uploader=rights.name, actor_groups=rights.groups,
-        actor_admin=rights.admin, groups=None if groups is None else tuple(groups),
+        actor_admin=rights.admin, groups=None if groups is None else tuple(groups), batch=batch,
     )
 
 

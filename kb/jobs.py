@@ -34,6 +34,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (done, total)
+Stage = Callable[[Job, str], None]  # (job, stage reached): "started", "parsed", "indexing", "written"
+
+CANCELLED = "cancelled; nothing of it was indexed"
+
+
+class JobCancelled(Exception):
+    """Someone cancelled the running job (KnowledgeBase.cancel_job): raised at the runner's next check,
+    after which the runner undoes what the job began, so the index and the catalog are as they were."""
 
 
 @dataclass
@@ -45,6 +53,7 @@ class JobRunner:
     blobs: BlobStore
     sandbox: ParseSandbox
     serving: ServingIndex
+    on_stage: Stage | None = None  # told each stage an ingest reaches, just before its cancellation check
 
     @property
     def max_bytes(self) -> int:
@@ -63,6 +72,8 @@ class JobRunner:
                 outcome, message = self.reindex(progress)
             else:
                 outcome, message = "failed", f"unknown job kind {job.kind!r}"
+        except JobCancelled:
+            outcome, message = "cancelled", CANCELLED
         except NotAuthorized as exc:  # the rules of kb.access, judged when the job runs
             outcome, message = "failed", str(exc)
         except (OSError, EmbeddingUnavailable) as exc:  # the disk or a service, not the file: say which
@@ -72,13 +83,23 @@ class JobRunner:
             log.exception("job %s (%s %s) failed", job.id, job.kind, job.name)
             outcome, message = "failed", f"internal error: {type(exc).__name__}: {exc}"
         self.catalog.finish(job.id, outcome, message)
+        if outcome == "cancelled" and job.blob and not self.catalog.blob_in_use(job.blob):
+            self.blobs.delete(job.blob)  # nothing else needs it: the person did not want it kept
         return outcome, message
+
+    def checkpoint(self, job: Job, stage: str) -> None:
+        """Between stages of a job: raise JobCancelled if someone asked to stop it."""
+        if self.on_stage is not None:
+            self.on_stage(job, stage)
+        if job.id and self.catalog.cancel_requested(job.id):
+            raise JobCancelled(stage)
 
     # ingest ----------------------------------------------------------------------------------
     def ingest(self, job: Job) -> tuple[str, str]:
         """A new version of the document the submitter may change under that name, or a new document
         (kb.access.target_for); its groups are the document's, changed only when the job asks to."""
-        catalog, index = self.catalog, self.serving.index
+        self.checkpoint(job, "started")
+        catalog = self.catalog
         rights = Rights(job.uploader, job.actor_groups, job.actor_admin)
         groups = None if job.groups is None else check_groups(job.groups, rights)
         existing = target_for(job.name, catalog.named(job.name), rights)
@@ -95,6 +116,17 @@ class JobRunner:
             self.set_groups(existing, groups)
             draft = replace(draft, groups=groups)
             relabelled = f"; now visible to {_audience(groups)}"
+        try:
+            return self._new_version(job, existing, draft, relabelled)
+        except JobCancelled:
+            if relabelled and existing is not None:  # back to who saw it before (the index first, as always)
+                self.set_groups(existing, existing.groups)
+            raise
+
+    def _new_version(self, job: Job, existing: Document | None, draft: Document, relabelled: str) -> tuple[str, str]:
+        """Parse the job's file and write it as the document's next version; a cancellation between
+        stages (or between batches while writing) leaves no trace of the version in index or catalog."""
+        catalog, index = self.catalog, self.serving.index
         if existing is not None and (made := catalog.version_made_by(existing.doc_id, job.id)):
             return "ok", _ingested(*made) + relabelled  # this job did it before a crash stopped it
         if existing is not None and existing.status == "ok" and existing.sha256 == job.blob:
@@ -108,14 +140,26 @@ class JobRunner:
             catalog.record_failure(draft, exc.reason)
             return "failed", exc.reason
         with stream:
+            self.checkpoint(job, "parsed")
             version = catalog.next_version(doc_id)
             catalog.begin_version(draft, version, job.id)
+            complete = False
             try:
                 written = write_version(
                     stream, index=index, encode=self.serving.encode, doc_id=doc_id, version=version, source=job.name,
                     title=stream.info.title, date=stream.info.date, target_words=self.settings.chunk_words,
-                    groups=draft.groups,
-                )
+                    groups=draft.groups, progress=lambda _: self.checkpoint(job, "indexing"),
+                )  # cancelled between batches: write_version removes what it wrote
+                complete = True
+                self.checkpoint(job, "written")
+            except JobCancelled:
+                if complete:  # every point is in but none serves yet: remove them
+                    try:
+                        index.delete_version(doc_id, version)
+                    except Exception as exc:  # never served; recovery removes them (not in the catalog)
+                        log.warning("could not remove the cancelled version of %s: %s", job.name, exc)
+                catalog.discard_version(doc_id, version, existing)
+                raise
             except ParseError as exc:  # the helper died or stalled midway (write_version removed what it wrote)
                 catalog.abort_version(doc_id, version, exc.reason)
                 return "failed", exc.reason

@@ -96,7 +96,8 @@ class JobQueue:
         """Make the catalog and the index agree again after a crash."""
         catalog, index = self.catalog, self.serving.index
         for job in catalog.requeue_interrupted():
-            log.warning("job %s (%s %s) was interrupted; queued again", job.id, job.kind, job.name)
+            then = "cancelled, as asked" if job.cancel_requested else "queued again"
+            log.warning("job %s (%s %s) was interrupted; %s", job.id, job.kind, job.name, then)
         for doc_id, version in catalog.versions_in_progress():
             catalog.abort_version(doc_id, version, "interrupted before it was indexed")
         known = {d.doc_id: d for d in catalog.documents()}

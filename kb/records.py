@@ -298,6 +298,10 @@ class Job:
     finished_at: str = ""
     done: int = 0  # progress of a running job that reports it (re-index): steps done of `total`
     total: int = 0
+    batch: int = 0  # the id of the first job of the files submitted together (0: none yet), for their ETA
+    started_at: str = ""  # when a worker first took it
+    cancel_requested: bool = False  # asked to stop: the runner checks between stages (kb.jobs.JobCancelled)
+    cleared: bool = False  # its submitter took it off their list of uploads (only once finished)
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,15 @@ Presentation code (kb/cli, app_pages/) only calls these verbs.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
-from kb.access import can_see, rights_of
+from kb.access import Rights, can_see, rights_of
 from kb.answering import Answerer, AnswerEvent
-from kb.auth import LOCAL_ADMIN, Actor, Client, PasswordGuard, is_admin, may_see, require_admin, visible_groups
+from kb.auth import (
+    LOCAL_ADMIN, Actor, Client, NotAuthorized, PasswordGuard, is_admin, may_see, require_admin, visible_groups,
+)
 from kb.catalog import SqliteCatalog
 from kb.config import Settings
 from kb.errors import BadRequest, IndexBusy
@@ -45,6 +48,7 @@ from kb.parsing import ParseSandbox
 from kb.serving import ServingIndex
 from kb.storage import BlobStore
 from kb.sync import FolderSync, OnFile, SyncSchedule
+from kb.uploads import eta_seconds, shown_since
 
 __all__ = ["IndexBusy", "KnowledgeBase", "Submitted"]
 
@@ -170,6 +174,73 @@ class KnowledgeBase:
     def running_reindex(self) -> Job | None:
         """The re-index that is queued or running, if any."""
         return self.catalog.unfinished("reindex")
+
+    def work_pending(self) -> bool:
+        """Whether any job is queued or running (a page refreshes its lists meanwhile)."""
+        return self.catalog.queued_count() > 0
+
+    # a person's uploads: listed, estimated, cancelled, retried, cleared ------------------------
+    # Jobs are someone's by their uploader's name (an anonymous app user is one person: "anonymous").
+    # Only the submitter or an admin may act on a job; to anyone else it does not exist.
+    def uploads(self, actor: Actor, *, everyone: bool = False) -> list[Job]:
+        """The file jobs `actor` submitted that are unfinished, or finished in the last day and not cleared
+        (kb.uploads); `everyone`: every person's (admins only)."""
+        if everyone:
+            require_admin(actor, self.settings, "listing everyone's uploads")
+        return self.catalog.uploads(None if everyone else actor.name, shown_since())
+
+    def uploads_eta(self, jobs: Sequence[Job]) -> float | None:
+        """Seconds until the unfinished ones of these jobs are done, at the pace of their batches so far."""
+        batches = sorted({job.batch or job.id for job in jobs if job.status != "done"})
+        return eta_seconds(self.catalog.batches(batches))
+
+    def _upload_of(self, job_id: int, actor: Actor, action: str) -> Job:
+        found = self.catalog.jobs([job_id])
+        job = found[0] if found else None
+        if job is None or job.kind != "ingest" or not (job.uploader == actor.name or self.is_admin(actor)):
+            raise NotAuthorized(f"{action}: there is no upload {job_id} of yours")  # the same for others' jobs
+        return job
+
+    def cancel_job(self, job_id: int, actor: Actor) -> str:
+        """Cancel an upload: a waiting one never runs; a running one stops at its next stage and leaves the
+        index and the catalog as they were (kb.jobs.JobCancelled). Returns what happened, in one line."""
+        job = self._upload_of(job_id, actor, "cancelling an upload")
+        state = self.catalog.cancel(job_id, f"cancelled by {actor.name} before it started")
+        if state == "cancelled":
+            if job.blob and not self.catalog.blob_in_use(job.blob):
+                self.blobs.delete(job.blob)
+            return f"{job.name}: cancelled before it started"
+        if state == "requested":
+            return f"{job.name}: stopping; nothing of it will be indexed unless it was already done"
+        return f"{job.name} had already finished"
+
+    def retry_job(self, job_id: int, actor: Actor) -> int:
+        """Queue a failed or cancelled upload again from its stored original; returns the new job's id.
+        The old job leaves the list. BadRequest when it did not fail or its file is no longer kept.
+
+        It runs with the submitter's rights: their current ones when they retry it themselves, those it
+        was submitted with when an admin retries someone else's."""
+        job = self._upload_of(job_id, actor, "retrying an upload")
+        if job.status != "done" or job.outcome not in ("failed", "cancelled"):
+            raise BadRequest(f"{job.name} has not failed: only a failed or cancelled upload can be tried again")
+        if not job.blob:  # refused before it was stored (over the size limit, unreadable)
+            raise BadRequest(f"{job.name} was never stored on the server ({job.message}): upload the file again")
+        if not self.blobs.exists(job.blob):
+            raise BadRequest(f"{job.name} is no longer kept on the server: upload the file again")
+        rights = (rights_of(actor, self.settings, job.uploader) if job.uploader == actor.name
+                  else Rights(job.uploader, job.actor_groups, job.actor_admin))
+        again = replace(
+            job, id=0, uploader=rights.name, actor_groups=rights.groups, actor_admin=rights.admin,
+            status="queued", outcome="", message="", attempts=0, created_at="", finished_at="", started_at="",
+            done=0, total=0, batch=0, cancel_requested=False, cleared=False,
+        )
+        new_id = self.catalog.enqueue(again)
+        self.catalog.clear([job.id])
+        return new_id
+
+    def clear_uploads(self, actor: Actor) -> int:
+        """Take the actor's finished uploads off their list (they stay in the catalog); returns how many."""
+        return self.catalog.clear([job.id for job in self.uploads(actor) if job.status == "done"])
 
     # how answers are made --------------------------------------------------------------------
     def modes(self) -> Modes:

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from app_helpers import ROOT, app_environment, new_app, wait_for_jobs
+from kb.auth import Actor
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def test_upload_tables_show_file_names_and_errors_defused(kb):
         ("@SUM(A1).pdf", b"%PDF-1.7\nnot really a pdf", "application/pdf"),
     ]).run()
     [b for b in app.button if b.label.startswith("Add ")][0].click().run()
-    wait_for_jobs(kb, list(app.session_state["upload_jobs"]))
+    wait_for_jobs(kb, [job.id for job in kb.uploads(Actor())])
     app.run()
     assert not app.exception, app.exception
     jobs = {row["file"]: row for row in app.dataframe[0].value.to_dict("records")}

@@ -40,7 +40,7 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-SCHEMA_VERSION = 2  # PRAGMA user_version; 0 is the first release (names unique, no owners)
+SCHEMA_VERSION = 3  # PRAGMA user_version; 0 is the first release (names unique, no owners)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -65,9 +65,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     message TEXT NOT NULL DEFAULT '', attempts INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL, finished_at TEXT NOT NULL DEFAULT '',
     doc_id TEXT NOT NULL DEFAULT '', actor_groups TEXT NOT NULL DEFAULT '[]', actor_admin INTEGER NOT NULL DEFAULT 0,
-    done INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0
+    done INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0,
+    batch INTEGER NOT NULL DEFAULT 0, started_at TEXT NOT NULL DEFAULT '',
+    cancel_requested INTEGER NOT NULL DEFAULT 0, cleared INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, id);
+CREATE INDEX IF NOT EXISTS jobs_uploader ON jobs (uploader, id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS synced_files (
     root TEXT NOT NULL, name TEXT NOT NULL, doc_id TEXT NOT NULL, created INTEGER NOT NULL,
@@ -127,6 +130,18 @@ ALTER TABLE jobs ADD COLUMN done INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN total INTEGER NOT NULL DEFAULT 0;
 """
 
+# Version 3 (job control): "Your uploads" come from the catalog, so jobs say which files were submitted
+# together (batch, for the ETA), when a worker took them, whether someone asked to cancel them, and
+# whether their submitter cleared them off the list.
+_MIGRATE_FROM_2_JOB_CONTROL = """
+ALTER TABLE jobs ADD COLUMN batch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN started_at TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN cleared INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET batch = id;
+UPDATE jobs SET cleared = 1 WHERE status = 'done';
+"""
+
 
 def _document(row: sqlite3.Row) -> Document:
     fields = dict(row)
@@ -139,7 +154,8 @@ def _job(row: sqlite3.Row) -> Job:
     groups = json.loads(fields["groups"])
     fields["groups"] = None if groups is None else tuple(groups)
     fields["actor_groups"] = tuple(json.loads(fields["actor_groups"]))
-    fields["actor_admin"] = bool(fields["actor_admin"])
+    for flag in ("actor_admin", "cancel_requested", "cleared"):
+        fields[flag] = bool(fields[flag])
     return Job(**fields)
 
 
@@ -171,7 +187,11 @@ class Database:
                 version = self._db.execute("PRAGMA user_version").fetchone()[0]
                 existing = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'documents'").fetchone()
                 if existing:
-                    steps = {0: _MIGRATE_FROM_0 + _MIGRATE_FROM_1, 1: _MIGRATE_FROM_1}.get(version, "")
+                    steps = {
+                        0: _MIGRATE_FROM_0 + _MIGRATE_FROM_1 + _MIGRATE_FROM_2_JOB_CONTROL,
+                        1: _MIGRATE_FROM_1 + _MIGRATE_FROM_2_JOB_CONTROL,
+                        2: _MIGRATE_FROM_2_JOB_CONTROL,
+                    }.get(version, "")
                     for statement in steps.split(";"):
                         if statement.strip():
                             self._db.execute(statement)
