@@ -9,29 +9,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from kb.records import Document
 from kb.service import KnowledgeBase
-from app_pages.common import current_actor, knowledge_base, max_upload_mb, safe_table, show_jobs
+from app_pages.common import (
+    DOCUMENT_COLUMNS, current_actor, document_rows, knowledge_base, max_upload_mb, safe_table, show_jobs,
+)
 
 JOBS_KEY = "upload_jobs"  # session_state: the ids of the jobs this session submitted
-
-
-def document_rows(documents: list[Document]) -> list[dict]:
-    return [
-        {
-            "document": d.name,
-            "status": d.status,
-            "version": d.version,
-            "pages": d.pages,
-            "chunks": d.chunks,
-            "owner": d.owner,
-            "visible to": ", ".join(d.groups) or "everyone",
-            "uploader": d.uploader,
-            "updated (UTC)": d.updated_at[:16].replace("T", " "),
-            "last error": d.error,
-        }
-        for d in documents
-    ]
 
 
 def upload_form(kb: KnowledgeBase) -> None:
@@ -84,9 +67,16 @@ def main() -> None:
             st.rerun()
 
     st.subheader("Documents")
-    documents = kb.documents(actor=current_actor())
+    actor = current_actor()
+    documents = kb.documents(actor=actor)
+    failed = len(kb.failed_attempts(actor=actor))
+    st.page_link(
+        "app_pages/documents.py", icon=":material/description:",
+        label=f"{len(documents)} documents" + (f", {failed} failed uploads" if failed else "")
+        + ": search, versions, downloads and more on the Documents page",
+    )
     if documents:
-        safe_table(document_rows(documents))
+        safe_table(document_rows(documents), column_config=DOCUMENT_COLUMNS)
     else:
         st.caption("None yet.")
 
