@@ -71,8 +71,13 @@ def version_rows(kb: KnowledgeBase, actor: Actor, doc: Document) -> list[dict]:
 
 
 def queued(job_id: int, text: str) -> None:
+    """Remember a job this page queued (its progress is shown at the top) and say so; `text` is plain."""
     st.session_state.setdefault(JOBS_KEY, []).append(job_id)
-    st.success(text, icon=":material/schedule:")
+    st.success(markdown_literal(text), icon=":material/schedule:")
+
+
+def refused(exc: KbError) -> None:
+    st.error(markdown_literal(str(exc)), icon=":material/block:")
 
 
 def detail(kb: KnowledgeBase, actor: Actor, doc: Document) -> None:
@@ -136,10 +141,10 @@ def groups_form(kb: KnowledgeBase, actor: Actor, doc: Document) -> None:
             groups = [g.strip() for g in typed.split(",") if g.strip()]
             try:
                 kb.set_groups(doc.doc_id, groups, actor)
-                st.success(f"Now visible to {', '.join(groups) or 'everyone'} (and admins), in every version.",
+                st.success(markdown_literal(f"Now visible to {', '.join(groups) or 'everyone'} (and admins), in every version."),
                            icon=":material/check_circle:")
             except KbError as exc:
-                st.error(str(exc), icon=":material/block:")
+                refused(exc)
 
 
 def reingest(kb: KnowledgeBase, actor: Actor, doc: Document) -> None:
@@ -150,24 +155,25 @@ def reingest(kb: KnowledgeBase, actor: Actor, doc: Document) -> None:
             queued(kb.reingest(doc.doc_id, actor), f"Re-ingest of {doc.name} queued: it becomes version "
                    f"{doc.version + 1} once it is indexed.")
         except KbError as exc:
-            st.error(str(exc), icon=":material/error:")
+            refused(exc)
 
 
 def delete(kb: KnowledgeBase, actor: Actor, doc: Document) -> None:
     st.markdown("**Delete**")
     note("Deleting removes every version from the index, the catalog and the stored originals. It cannot be undone.")
     with st.form(f"delete-{doc.doc_id}"):
-        typed = st.text_input(f"Type the document's name ({doc.name}) to confirm")
+        typed = st.text_input(f"Type the document's name ({markdown_literal(doc.name)}) to confirm")
         if st.form_submit_button("Delete this document", icon=":material/delete:"):
             if not typed.strip():
                 st.warning("Type the document's name to confirm: nothing was deleted.", icon=":material/info:")
             elif typed.strip() != doc.name:
-                st.warning(f"“{typed.strip()}” is not the document's name: nothing was deleted.", icon=":material/info:")
+                st.warning(markdown_literal(f"“{typed.strip()}” is not the document's name: nothing was deleted."),
+                           icon=":material/info:")
             else:
                 try:
                     queued(kb.submit_delete(doc.doc_id, actor), f"Deleting {doc.name}…")
                 except KbError as exc:
-                    st.error(str(exc), icon=":material/error:")
+                    refused(exc)
 
 
 def attempt_rows(attempts: list[FailedAttempt]) -> list[dict]:
@@ -203,14 +209,14 @@ def failed_uploads(kb: KnowledgeBase, actor: Actor, attempts: list[FailedAttempt
         try:
             queued(kb.retry_attempt(attempt.id, actor), f"{attempt.name} is queued again.")
         except KbError as exc:
-            st.error(str(exc), icon=":material/error:")
+            refused(exc)
     if dismiss.button("Dismiss", icon=":material/delete_sweep:", key="attempt_dismiss"):
         try:
             kb.dismiss_attempt(attempt.id, actor)
             st.session_state["attempt_dismissed"] = attempt.name
             st.rerun()
         except KbError as exc:
-            st.error(str(exc), icon=":material/error:")
+            refused(exc)
 
 
 def main() -> None:
@@ -222,7 +228,7 @@ def main() -> None:
     note(f"{len(documents)} documents" + (f", {len(attempts)} failed uploads" if attempts else "")
          + ("" if kb.is_admin(actor) else " that you may see"))
     if dismissed := st.session_state.pop("attempt_dismissed", None):
-        st.success(f"Dismissed the failed upload of {dismissed}.", icon=":material/check_circle:")
+        st.success(markdown_literal(f"Dismissed the failed upload of {dismissed}."), icon=":material/check_circle:")
     if st.session_state.get(JOBS_KEY):
         show_jobs(kb, st.session_state[JOBS_KEY], key="documents")
         if st.button("Clear this list", icon=":material/clear_all:", key="clear_document_jobs"):
