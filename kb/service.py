@@ -409,12 +409,13 @@ class KnowledgeBase:
         return self.intake.retry(attempt_id, actor)
 
     def dismiss_attempt(self, attempt_id: int, actor: Actor) -> FailedAttempt:
-        """Forget a failed upload (and its original, unless something else uses it). A document a re-index
-        could no longer parse, whose attempt this is, goes with it if the actor may change it."""
+        """Forget a failed upload (and its original, unless something else uses it); the warning it left on
+        its document goes with its last attempt. A document a re-index could no longer parse, whose attempt
+        this is, goes with it if the actor may change it."""
         attempt = self.intake.attempt(attempt_id, actor)
         husk = self.catalog.document(attempt.doc_id) if attempt.doc_id else None
         drop = husk is not None and husk.version == 0 and can_change(husk, rights_of(actor, self.settings))
-        for blob in self.catalog.remove_attempt(attempt.id, husk.doc_id if drop and husk is not None else ""):
+        for blob in self.catalog.remove_attempt(attempt.id, drop_husk=drop):
             self.blobs.delete(blob)
         return attempt
 

@@ -267,3 +267,17 @@ def test_every_page_counts_the_same_documents(kb):
 def test_reindex_progress_says_what_its_steps_are():
     assert reindex_step(127, 602) == "reading the originals again: 127 of 301 documents"
     assert reindex_step(400, 602) == "writing the new index: 99 of 301 documents"
+
+
+def test_re_ingest_queues_the_kept_original_as_the_next_version(kb):
+    leave = doc_id(kb, "leave.md")
+    before = kb.catalog.document(leave)
+    app = page(ANN)
+    app.selectbox(key="document_chosen").set_value(leave).run()
+    app.button(key=f"reingest-{leave}").click().run()
+    assert not app.exception and plain(app.success[0].value).startswith("Re-ingest of leave.md queued")
+    wait_for_jobs(kb, app.session_state["document_jobs"][-1:])
+    after = kb.catalog.document(leave)
+    assert (after.version, after.sha256, after.owner) == (before.version + 1, before.sha256, "ann@example.com")
+    with pytest.raises(NotAuthorized):
+        kb.reingest(leave, bob(kb))

@@ -183,3 +183,19 @@ def test_a_catalog_of_schema_1_gains_job_progress(tmp_path: Path):
     catalog.set_progress(job.id, 1, 2)
     assert catalog.jobs([job.id])[0].done == 1
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_dismissing_the_last_attempt_clears_the_warning_or_gives_up_a_document_that_serves_nothing(tmp_path: Path):
+    cat = SqliteCatalog(tmp_path / "c.db")
+    served, lost = make_doc("a.md"), make_doc("lost.pdf", sha="7" * 64)
+    for d in (served, lost):
+        cat.begin_version(d, 1)
+        cat.commit_version(d.doc_id, 1, None, 1)
+    cat.record_failure(served, "damaged", Job(id=1, kind="ingest", name="a.md", blob="8" * 64))
+    cat.unserve(lost.doc_id, "re-index: damaged")  # serves nothing now: not a document, a failed attempt
+    assert [d.name for d in cat.served_documents()] == ["a.md"]
+    attempts = {a.name: a for a in cat.failed_attempts()}
+    assert cat.remove_attempt(attempts["a.md"].id) == ["8" * 64]
+    assert cat.document(served.doc_id).error == ""  # the warning goes with its last attempt
+    assert cat.remove_attempt(attempts["lost.pdf"].id, drop_husk=True) == ["7" * 64]
+    assert cat.document(lost.doc_id) is None and cat.failed_attempts() == []

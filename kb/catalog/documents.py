@@ -198,23 +198,28 @@ class Documents(Database):
             db.execute("DELETE FROM failed_attempts WHERE id = ?", (attempt_id,))
             return _attempt(row, kept=False)
 
-    def remove_attempt(self, attempt_id: int, husk: str = "") -> list[str]:
-        """Dismiss an attempt; returns the originals nothing refers to any more, to delete. With `husk`, the
-        document it names goes too if it still serves nothing, no other attempt names it and no job is
-        about to give it a version (a document a re-index could not parse, given up)."""
+    def remove_attempt(self, attempt_id: int, drop_husk: bool = False) -> list[str]:
+        """Dismiss an attempt; returns the originals nothing refers to any more, to delete. When it was the
+        last attempt naming a document, that document's warning goes; and with `drop_husk`, a document
+        that serves nothing (a re-index could not parse it) goes too, unless a job is about to give it a
+        version."""
         with self._write() as db:
-            rows = db.execute("SELECT blob FROM failed_attempts WHERE id = ?", (attempt_id,)).fetchall()
+            row = db.execute("SELECT blob, doc_id FROM failed_attempts WHERE id = ?", (attempt_id,)).fetchone()
+            if row is None:
+                return []
             db.execute("DELETE FROM failed_attempts WHERE id = ?", (attempt_id,))
-            blobs = {r["blob"] for r in rows if r["blob"]}
-            if husk and not db.execute(
-                f"SELECT 1 FROM documents WHERE doc_id = ? AND ({SERVED} OR status = 'deleting')"
-                " UNION SELECT 1 FROM failed_attempts WHERE doc_id = ?"
-                " UNION SELECT 1 FROM jobs WHERE doc_id = ? AND status != 'done'",
-                (husk, husk, husk),
-            ).fetchone():
-                blobs |= {r["sha256"] for r in db.execute("SELECT sha256 FROM versions WHERE doc_id = ?", (husk,))}
-                db.execute("DELETE FROM versions WHERE doc_id = ?", (husk,))
-                db.execute("DELETE FROM documents WHERE doc_id = ?", (husk,))
+            blobs, doc_id = {row["blob"]}, row["doc_id"]
+            if doc_id and not db.execute("SELECT 1 FROM failed_attempts WHERE doc_id = ?", (doc_id,)).fetchone():
+                db.execute(f"UPDATE documents SET error = '' WHERE doc_id = ? AND {SERVED}", (doc_id,))
+                husk = db.execute(
+                    "SELECT 1 FROM documents WHERE doc_id = ? AND version = 0 AND status = 'failed'"
+                    " AND NOT EXISTS (SELECT 1 FROM jobs WHERE doc_id = ? AND status != 'done')",
+                    (doc_id, doc_id),
+                ).fetchone()
+                if husk and drop_husk:
+                    blobs |= {r["sha256"] for r in db.execute("SELECT sha256 FROM versions WHERE doc_id = ?", (doc_id,))}
+                    db.execute("DELETE FROM versions WHERE doc_id = ?", (doc_id,))
+                    db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
             return _unused(db, blobs)
 
     def versions_in_progress(self) -> list[tuple[str, int]]:
