@@ -1,4 +1,4 @@
-"""kb's web app: Chat (the default), Upload and Admin pages over the `kb` library.
+"""kb's web app: Chat (the default), Upload, Documents and Admin pages over the `kb` library.
 
 This file only sets up the page frame and the navigation; every page calls `kb/` through
 `app_pages/common.py` and holds no retrieval, parsing or storage logic of its own.
@@ -43,6 +43,7 @@ def main() -> None:
         [
             st.Page("app_pages/chat.py", title="Chat", icon=":material/chat:", default=True),
             st.Page("app_pages/upload.py", title="Upload", icon=":material/upload_file:"),
+            st.Page("app_pages/documents.py", title="Documents", icon=":material/description:"),
             st.Page("app_pages/admin.py", title="Admin", icon=":material/admin_panel_settings:"),
         ]
     )

@@ -15,6 +15,7 @@ import streamlit as st
 from kb.audit import FeedbackFilter, audit_csv, audit_jsonl
 from kb.auth import Actor, NotAuthorized, TooManyAttempts
 from kb.highlight import markdown_literal
+from kb.jobs import reindex_step
 from kb.service import KnowledgeBase
 from app_pages.common import (
     document_labels,
@@ -71,7 +72,8 @@ def statistics(kb: KnowledgeBase) -> None:
     numbers = kb.stats()
     index = numbers["index"]
     first, second, third, fourth = st.columns(4)
-    first.metric("Documents", numbers["documents"], help=f"{numbers['failed_documents']} failed")
+    first.metric("Documents", numbers["documents"], help=f"Documents with a serving version; {numbers['failed_uploads']} "
+                 "failed uploads are listed apart, on the Documents page")
     second.metric("Chunks", numbers["chunks"])
     third.metric("Index size", f"{index.get('size_bytes', 0) / 2**20:.1f} MB" if "size_bytes" in index else "n/a")
     fourth.metric("Pages", numbers["pages"])
@@ -136,7 +138,7 @@ def reindex_progress(kb: KnowledgeBase, job_id: int) -> None:
         (job,) = kb.jobs([job_id])
         if job.status != "done":
             done, total = kb.job_progress(job_id) or (0, 0)
-            label = f"Re-indexing: step {done} of {total}" if total else "Re-index waiting for the worker…"
+            label = f"Re-indexing: {reindex_step(done, total)}" if total else "Re-index waiting for the worker…"
             st.progress(done / total if total else 0.0, text=label)
             return False
         reason = markdown_literal(job.message)  # it may quote an error about a document
@@ -161,20 +163,35 @@ def reindex_progress(kb: KnowledgeBase, job_id: int) -> None:
 
 
 def delete(kb: KnowledgeBase, actor: Actor) -> None:
+    """Delete several documents at once. The choice stays until they are deleted: a press without the
+    confirmation box ticked, or with nothing chosen, says what is missing and changes nothing."""
+    st.page_link("app_pages/documents.py", label="One document at a time, with its versions and passages: the Documents page",
+                 icon=":material/description:")
     documents = kb.documents(actor=actor)
     names = document_labels(documents)
-    with st.form("delete", clear_on_submit=True):
-        chosen = st.multiselect("Documents to delete", options=list(names), format_func=names.__getitem__)
-        sure = st.checkbox("Delete them from the index, the catalog and the stored originals")
-        if st.form_submit_button("Delete", icon=":material/delete:") and chosen:
-            if not sure:
-                st.warning("Tick the box to confirm.")
-            else:
+    with st.form("delete"):
+        chosen = st.multiselect("Documents to delete", options=list(names), format_func=names.__getitem__,
+                                key="delete_chosen")
+        sure = st.checkbox("Delete them from the index, the catalog and the stored originals", key="delete_sure")
+        pressed = st.form_submit_button("Delete", icon=":material/delete:")
+    if pressed:
+        if not chosen:
+            st.warning("Choose a document to delete: nothing was deleted.", icon=":material/info:")
+        elif not sure:
+            st.warning("Tick the box to confirm: nothing was deleted yet.", icon=":material/info:")
+        else:
+            ids, refused = [], []
+            for doc_id in chosen:
                 try:
-                    ids = [kb.submit_delete(doc_id, actor) for doc_id in chosen]
-                    st.session_state[DELETE_KEY] = st.session_state.get(DELETE_KEY, []) + ids
+                    ids.append(kb.submit_delete(doc_id, actor))
                 except NotAuthorized as exc:
-                    st.error(str(exc))
+                    refused.append(str(exc))
+            st.session_state[DELETE_KEY] = st.session_state.get(DELETE_KEY, []) + ids
+            for reason in refused:
+                st.error(reason, icon=":material/block:")
+            if ids and not refused:  # all queued: empty the form for the next choice
+                del st.session_state["delete_chosen"], st.session_state["delete_sure"]
+                st.rerun()
     if st.session_state.get(DELETE_KEY):
         show_jobs(kb, st.session_state[DELETE_KEY], key="deletes")
 

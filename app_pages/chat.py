@@ -150,11 +150,13 @@ def card(
         )
         original = kb.original(passage.chunk.doc_id, actor=actor)
         if original is not None:
-            name, path = original
+            name, read = original
             st.download_button(
-                "Original file", data=path.read_bytes, file_name=PurePosixPath(name).name,
+                "Original file", data=read, file_name=PurePosixPath(name).name,
                 mime="application/octet-stream", key=key, on_click="ignore", icon=":material/download:",
             )
+        else:
+            note("The original is no longer kept.")
         if st.toggle("Open in document", key=f"open-{key}"):
             in_document(kb, actor, passage, [chunk.text[start:end] for start, end in spans] or [chunk.text], key)
 

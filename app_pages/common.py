@@ -116,6 +116,45 @@ def document_labels(documents: list[Document]) -> dict[str, str]:
     }
 
 
+def status_label(doc: Document) -> str:
+    """A document's status for a table, with its colour: it serves, or it serves but its last upload failed."""
+    return "🟠 serving, last upload failed" if doc.error else "🟢 serving"
+
+
+def pages_label(pages: int | None) -> str:
+    return "–" if pages is None else str(pages)
+
+
+def when(stamp: str) -> str:
+    """An ISO time from the catalog as "2026-12-03 14:31" (UTC)."""
+    return stamp[:16].replace("T", " ")
+
+
+def document_rows(documents: list[Document]) -> list[dict[str, Any]]:
+    """One row per document for a table (the Upload and Documents pages show the same columns)."""
+    return [
+        {
+            "document": d.name,
+            "status": status_label(d),
+            "version": d.version,
+            "pages": pages_label(d.pages),
+            "chunks": d.chunks,
+            "owner": d.owner,
+            "visible to": ", ".join(d.groups) or "everyone",
+            "uploader": d.uploader,
+            "updated (UTC)": when(d.updated_at),
+            "last error": d.error,
+        }
+        for d in documents
+    ]
+
+
+DOCUMENT_COLUMNS = {  # the last error in full, wrapped in a wide column
+    "last error": st.column_config.TextColumn(width="large"),
+    "status": st.column_config.TextColumn(width="medium"),
+}
+
+
 def max_upload_mb(kb: KnowledgeBase) -> int:
     return max(1, math.ceil(kb.settings.max_file_mb))
 

@@ -17,43 +17,28 @@ from kb.errors import KbError, first_line
 from kb.records import Document, Job
 from kb.service import KnowledgeBase
 from app_pages.common import (
-    current_actor, job_status, jobs_table, knowledge_base, max_upload_mb, note, refreshing, safe_table,
+    DOCUMENT_COLUMNS, current_actor, document_rows, job_status, jobs_table, knowledge_base, max_upload_mb, note,
+    refreshing, safe_table,
 )
 
 NOTES_KEY = "upload_notes"  # session_state: what the last cancel/retry/clear did, shown once
 CHOSEN_KEY = "upload_chosen"  # the files picked for Cancel / Retry
 
 
-def document_rows(documents: list[Document], pending: Sequence[Job] = ()) -> list[dict]:
+def rows_with_pending(documents: list[Document], pending: Sequence[Job] = ()) -> list[dict]:
     """The documents, after a row for each of the person's own files still waiting or being worked on.
 
     A new document's catalog row exists from the moment its first version starts being written; until it
-    serves (version 0, no error) the upload's row stands for it instead of a row that would say "failed"."""
+    serves (version 0, no error) the upload's row stands for it instead."""
     working = {job.name for job in pending}
     rows: list[dict] = [
         {
-            "document": job.name, "status": job_status(job), "version": None, "pages": None, "chunks": None,
+            "document": job.name, "status": job_status(job), "version": None, "pages": "–", "chunks": None,
             "owner": "", "visible to": "", "uploader": job.uploader, "updated (UTC)": "", "last error": "",
         }
         for job in pending
     ]
-    rows += [
-        {
-            "document": d.name,
-            "status": d.status,
-            "version": d.version,
-            "pages": d.pages,
-            "chunks": d.chunks,
-            "owner": d.owner,
-            "visible to": ", ".join(d.groups) or "everyone",
-            "uploader": d.uploader,
-            "updated (UTC)": d.updated_at[:16].replace("T", " "),
-            "last error": d.error,
-        }
-        for d in documents
-        if not (d.name in working and d.version == 0 and not d.error)
-    ]
-    return rows
+    return rows + document_rows([d for d in documents if not (d.name in working and d.version == 0 and not d.error)])
 
 
 def upload_form(kb: KnowledgeBase, actor: Actor) -> None:
@@ -142,7 +127,7 @@ def documents_panel(kb: KnowledgeBase, actor: Actor) -> bool:
     pending = [job for job in kb.uploads(actor) if job.status != "done"]
     documents = kb.documents(actor=actor)
     if documents or pending:
-        safe_table(document_rows(documents, pending))
+        safe_table(rows_with_pending(documents, pending), column_config=DOCUMENT_COLUMNS)
     else:
         st.caption("None yet.")
     return kb.work_pending()
@@ -168,6 +153,12 @@ def main() -> None:
         refreshing(any(job.status != "done" for job in mine), lambda: uploads_panel(kb, actor))
 
     st.subheader("Documents")
+    failed = len(kb.failed_attempts(actor=actor))
+    st.page_link(
+        "app_pages/documents.py", icon=":material/description:",
+        label=f"{len(kb.documents(actor=actor))} documents" + (f", {failed} failed uploads" if failed else "")
+        + ": search, versions, downloads and more on the Documents page",
+    )
     refreshing(kb.work_pending(), lambda: documents_panel(kb, actor))
 
 

@@ -53,7 +53,7 @@ def _index(serving: ServingIndex) -> tuple[Status, str]:
 
 
 def _catalog(catalog: SqliteCatalog) -> tuple[Status, str]:
-    documents = len(catalog.documents())
+    documents = len(catalog.served_documents())  # the one definition of a document (kb.catalog.documents)
     waiting = catalog.queued_count()
     return "ok", f"{documents} documents, {waiting} jobs waiting ({catalog.path})"
 

@@ -17,7 +17,8 @@ from kb.access import Rights, can_change, can_see, check_groups, refusal, rights
 from kb.auth import LOCAL_ADMIN, Actor, NotAuthorized, require_admin
 from kb.catalog import SqliteCatalog
 from kb.config import Settings
-from kb.records import Document, Job
+from kb.errors import BadRequest
+from kb.records import Document, FailedAttempt, Job
 from kb.storage import BlobStore, DataDirError, display_name
 
 
@@ -139,6 +140,48 @@ class Intake:
         cleaned = check_groups(groups, rights_of(actor, self.settings))
         self.catalog.set_groups(doc.doc_id, cleaned)
         return self.catalog.enqueue(Job(id=0, kind="groups", name=doc.name, doc_id=doc.doc_id))
+
+    def submit_reingest(self, doc_id: str, actor: Actor) -> int:
+        """Queue the document's serving version's kept original to be ingested again, as its next version
+        (after a parser or chunking change, say): admins and the owner. Refused when it is no longer kept."""
+        doc = self._changeable(doc_id, actor, "re-ingesting a document")
+        if doc.version < 1 or not doc.sha256 or not self.blobs.exists(doc.sha256):
+            raise BadRequest(f"the original of {doc.name} is no longer kept: upload the file again")
+        rights = rights_of(actor, self.settings)
+        job = replace(_ingest_job(doc.name, doc.size, rights, None), blob=doc.sha256, doc_id=doc.doc_id)
+        return self.catalog.enqueue(job)
+
+    def attempt(self, attempt_id: int, actor: Actor) -> FailedAttempt:
+        """A failed attempt the actor may see and act on: admins every one, others their own uploads;
+        the same refusal whether it does not exist or is someone else's."""
+        rights = rights_of(actor, self.settings)
+        found = self.catalog.failed_attempt(attempt_id)
+        if found is None or not (rights.admin or found.uploader == rights.name):
+            raise NotAuthorized(f"there is no failed upload {attempt_id}")
+        return replace(found, kept=bool(found.blob) and self.blobs.exists(found.blob))
+
+    def retry(self, attempt_id: int, actor: Actor) -> int:
+        """Queue a failed upload's kept original again, with the rights it was submitted with (the retry
+        of an admin does not make the file the admin's), as a version of the document it was meant for
+        when that still exists. The attempt goes; if the file fails again, a new attempt says why."""
+        attempt = self.attempt(attempt_id, actor)
+        if not attempt.kept:
+            raise BadRequest(f"{attempt.name} was not kept (it was refused before it was stored): upload it again")
+        if attempt.job_id:
+            rights = Rights(attempt.uploader, attempt.actor_groups, attempt.actor_admin)
+        else:  # recorded without a submitter (a re-index failure, an earlier release): the one retrying
+            rights = rights_of(actor, self.settings)
+        target = self.catalog.document(attempt.doc_id) if attempt.doc_id else None
+        doc_id = target.doc_id if target is not None and target.status != "deleting" else ""
+        groups = None if doc_id else attempt.groups
+        job = replace(_ingest_job(attempt.name, attempt.size, rights, groups), blob=attempt.blob, doc_id=doc_id)
+        if self.catalog.take_attempt(attempt.id) is None:
+            raise NotAuthorized(f"there is no failed upload {attempt_id}")  # retried or dismissed meanwhile
+        try:
+            return self.catalog.enqueue(job)
+        except BaseException:
+            self.catalog.record_attempt(replace(job, id=attempt.job_id), attempt.reason, attempt.doc_id)
+            raise
 
     def submit_reindex(self, actor: Actor) -> int:
         require_admin(actor, self.settings, "re-indexing")

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
-from kb.access import Rights, check_groups, target_for
+from kb.access import Rights, can_change, can_see, check_groups, refusal, target_for
 from kb.auth import NotAuthorized
 from kb.catalog import SqliteCatalog, doc_id_for, new_doc_id
 from kb.chunking import iter_chunks
@@ -82,6 +82,8 @@ class JobRunner:
         except Exception as exc:  # a job never takes the worker down; the reason is kept
             log.exception("job %s (%s %s) failed", job.id, job.kind, job.name)
             outcome, message = "failed", f"internal error: {type(exc).__name__}: {exc}"
+        if job.kind == "ingest" and outcome == "failed":  # refused, or failed before it was recorded
+            self.catalog.record_attempt(job, message, job.doc_id)
         self.catalog.finish(job.id, outcome, message)
         if outcome == "cancelled" and job.blob and not self.catalog.blob_in_use(job.blob):
             self.blobs.delete(job.blob)  # nothing else needs it: the person did not want it kept
@@ -102,14 +104,14 @@ class JobRunner:
         catalog = self.catalog
         rights = Rights(job.uploader, job.actor_groups, job.actor_admin)
         groups = None if job.groups is None else check_groups(job.groups, rights)
-        existing = target_for(job.name, catalog.named(job.name), rights)
+        existing = self._chosen(job, rights) if job.doc_id else target_for(job.name, catalog.named(job.name), rights)
         draft = existing or Document(
             doc_id=new_doc_id(), name=job.name, version=0, status="failed", owner=rights.name,
             groups=groups or (),
         )
         draft = replace(draft, sha256=job.blob, size=job.size, uploader=rights.name)
         if job.outcome == "failed":  # refused before it was stored (e.g. over the size limit)
-            catalog.record_failure(draft, job.message)
+            catalog.record_failure(draft, job.message, job)
             return "failed", job.message
         relabelled = ""
         if existing is not None and groups is not None and groups != existing.groups:
@@ -129,7 +131,7 @@ class JobRunner:
         catalog, index = self.catalog, self.serving.index
         if existing is not None and (made := catalog.version_made_by(existing.doc_id, job.id)):
             return "ok", _ingested(*made) + relabelled  # this job did it before a crash stopped it
-        if existing is not None and existing.status == "ok" and existing.sha256 == job.blob:
+        if existing is not None and existing.status == "ok" and existing.sha256 == job.blob and not job.doc_id:
             return "unchanged", f"already indexed (version {existing.version}){relabelled}"
         doc_id = draft.doc_id
         try:
@@ -137,7 +139,7 @@ class JobRunner:
             draft = replace(draft, kind=detect_type(path, job.name))
             stream = self.sandbox.parse_stream(path, job.name, self.max_bytes)  # parsed; the elements follow
         except ParseError as exc:
-            catalog.record_failure(draft, exc.reason)
+            catalog.record_failure(draft, exc.reason, job)
             return "failed", exc.reason
         with stream:
             self.checkpoint(job, "parsed")
@@ -161,14 +163,14 @@ class JobRunner:
                 catalog.discard_version(doc_id, version, existing)
                 raise
             except ParseError as exc:  # the helper died or stalled midway (write_version removed what it wrote)
-                catalog.abort_version(doc_id, version, exc.reason)
+                catalog.abort_version(doc_id, version, exc.reason, job)
                 return "failed", exc.reason
             except IndexWriteFailed as exc:
                 reason = f"the index refused the update: {exc.reason}"
-                catalog.abort_version(doc_id, version, reason)
+                catalog.abort_version(doc_id, version, reason, job)
                 return "failed", reason
             except BaseException as exc:  # encoding (EmbeddingUnavailable) or a bug: run() reports it
-                catalog.abort_version(doc_id, version, str(exc) or type(exc).__name__)
+                catalog.abort_version(doc_id, version, str(exc) or type(exc).__name__, job)
                 raise
         catalog.commit_version(doc_id, version, stream.info.pages, written.chunks)
         try:
@@ -177,6 +179,16 @@ class JobRunner:
             log.warning("could not remove the older versions of %s: %s", job.name, exc)
         release_memory()
         return "ok", _ingested(version, stream.info.pages, written.chunks) + relabelled
+
+    def _chosen(self, job: Job, rights: Rights) -> Document:
+        """The document a re-ingest or a retry names by id (KnowledgeBase.reingest, retry_attempt), if the
+        submitter may still change it; the same refusal whether it is gone or hidden."""
+        doc = self.catalog.document(job.doc_id)
+        if doc is None or doc.status == "deleting" or not can_see(doc, rights):
+            raise NotAuthorized(f"adding a new version: there is no document with id {job.doc_id!r}")
+        if not can_change(doc, rights):
+            raise refusal(doc, "adding a new version")
+        return doc
 
     # visibility ------------------------------------------------------------------------------
     def set_groups(self, doc: Document, groups: tuple[str, ...]) -> None:
@@ -302,6 +314,15 @@ class JobRunner:
         for doc, count in documents.values():
             catalog.commit_version(doc.doc_id, 1, None, count)
         return len(documents), builder.chunks
+
+
+def reindex_step(done: int, total: int) -> str:
+    """A re-index's progress in words. Its steps (JobRunner.reindex) are each document read again, then
+    each document written to the new index: `total` is twice the documents."""
+    documents = total // 2
+    if done <= documents:
+        return f"reading the originals again: {done} of {documents} documents"
+    return f"writing the new index: {done - documents} of {documents} documents"
 
 
 def _ingested(version: int, pages: int | None, chunks: int) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
-from kb.catalog import SqliteCatalog
+from kb.catalog import MAX_ATTEMPTS, SqliteCatalog
 from kb.errors import IndexBusy
 from kb.jobs import JobRunner, Progress
 from kb.records import Job
@@ -96,6 +96,11 @@ class JobQueue:
         """Make the catalog and the index agree again after a crash."""
         catalog, index = self.catalog, self.serving.index
         for job in catalog.requeue_interrupted():
+            if job.attempts >= MAX_ATTEMPTS:  # given up on: an upload that keeps killing its worker failed
+                log.warning("job %s (%s %s) stopped its worker %s times; failed", job.id, job.kind, job.name, job.attempts)
+                if job.kind == "ingest":
+                    catalog.record_attempt(job, f"stopped {job.attempts} times while processing this file", job.doc_id)
+                continue
             then = "cancelled, as asked" if job.cancel_requested else "queued again"
             log.warning("job %s (%s %s) was interrupted; %s", job.id, job.kind, job.name, then)
         for doc_id, version in catalog.versions_in_progress():

@@ -273,6 +273,74 @@ class Document:
 
 
 @dataclass(frozen=True)
+class DocumentFilter:
+    """Which documents a list shows: each field left empty keeps every document."""
+
+    name: str = ""  # part of the name, any case
+    failed_last: bool | None = None  # True: only those whose last upload failed (a warning); False: only the others
+    groups: tuple[str, ...] = ()  # visible to any of these groups...
+    for_everyone: bool = False  # ...or (also) those visible to everyone
+    people: tuple[str, ...] = ()  # uploaded (the serving version) or owned by one of these
+    since: str = ""  # ISO dates: last changed on or after `since`, on or before `until`
+    until: str = ""
+
+    def matches(self, doc: Document) -> bool:
+        if self.name and self.name.casefold() not in doc.name.casefold():
+            return False
+        if self.failed_last is not None and bool(doc.error) != self.failed_last:
+            return False
+        if self.groups or self.for_everyone:
+            if not ((self.for_everyone and not doc.groups) or set(doc.groups) & set(self.groups)):
+                return False
+        if self.people and doc.uploader not in self.people and doc.owner not in self.people:
+            return False
+        day = doc.updated_at[:10]
+        return not (self.since and day < self.since) and not (self.until and day > self.until)
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of a document (the catalog's `versions` table): when it was added, by whom, what it
+    held, and whether its original is still kept (so it can be downloaded)."""
+
+    doc_id: str
+    version: int
+    status: str  # indexing | ok (serving) | superseded | failed
+    created_at: str
+    uploader: str = ""
+    sha256: str = ""
+    size: int = 0
+    kind: str = ""
+    pages: int | None = None
+    chunks: int = 0
+    error: str = ""
+    kept: bool = False  # the original is in the blob store
+
+
+@dataclass(frozen=True)
+class FailedAttempt:
+    """An upload that failed, listed apart from the documents: a failure never becomes a document.
+
+    It keeps what a retry needs (the stored original, if it was stored, and the submitter's rights as
+    they were judged at submission) and, when the file was to be a new version of a document, that
+    document's id (which then keeps serving its last good version, with the reason as a warning)."""
+
+    id: int
+    name: str
+    reason: str  # in full
+    created_at: str
+    uploader: str = ""
+    doc_id: str = ""  # the document it was to become a version of; "" for a new document
+    blob: str = ""  # sha256 of the stored original; "" when it was refused before being stored
+    size: int = 0
+    groups: tuple[str, ...] | None = None  # the groups the upload asked for (None: keep the document's)
+    actor_groups: tuple[str, ...] = ()
+    actor_admin: bool = False
+    job_id: int = 0
+    kept: bool = False  # the original is still in the blob store: it can be retried
+
+
+@dataclass(frozen=True)
 class Job:
     """A unit of work in the catalog's queue, done by whichever process holds the index.
 

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
-from kb.access import Rights, can_see, rights_of
+from kb.access import Rights, can_change, can_see, rights_of
 from kb.answering import Answerer, AnswerEvent
 from kb.auth import (
     LOCAL_ADMIN, Actor, Client, NotAuthorized, PasswordGuard, is_admin, may_see, require_admin, visible_groups,
@@ -39,8 +39,8 @@ from kb.jobs import JobRunner, Progress
 from kb.queue import JobQueue, busy_message
 from kb.conversations import MAX_TITLE_CHARS, answer_from_json, answer_to_json, shown_documents, title_for
 from kb.records import (
-    Answer, AuditRecord, Chunk, Conversation, Document, Feedback, Job, Modes, Passage, ShownPassage, SyncReport,
-    TextRecord, Turn,
+    Answer, AuditRecord, Chunk, Conversation, Document, DocumentFilter, FailedAttempt, Feedback, Job, Modes, Passage,
+    ShownPassage, SyncReport, TextRecord, Turn, Version,
 )
 from kb.rendering import RenderedPage, RenderError, render_page
 from kb.retrieval import Retriever
@@ -322,16 +322,32 @@ class KnowledgeBase:
         that turn searched for)."""
         return self.answerer.condense(question, history)
 
-    def original(self, doc_id: str, *, actor: Actor) -> tuple[str, Path] | None:
-        """The document's name and stored original (its serving version), for download; None if gone
-        or not the actor's to see."""
-        doc = self.catalog.document(doc_id)
-        if doc is None or doc.status != "ok" or not doc.sha256:
+    def original(self, doc_id: str, *, actor: Actor) -> tuple[str, Callable[[], bytes]] | None:
+        """The document's name and a reader of its stored original (its serving version), for download;
+        None if the document is gone, not the actor's to see, or its original is no longer kept."""
+        doc = self.document(doc_id, actor=actor)
+        return self.version_original(doc_id, doc.version, actor=actor) if doc is not None else None
+
+    def version_original(self, doc_id: str, version: int, *, actor: Actor) -> tuple[str, Callable[[], bytes]] | None:
+        """The document's name and a reader of the stored original of one of its versions; None when the
+        document is not the actor's to see or that original is no longer kept. The reader runs later (a
+        download button reads when clicked): it checks again, and says so in one line when the document or
+        its original has gone since."""
+        doc = self.document(doc_id, actor=actor)
+        sha = self.catalog.version_blob(doc_id, version) if doc is not None else ""
+        if doc is None or not sha or not self.blobs.exists(sha):
             return None
-        if not can_see(doc, rights_of(actor, self.settings)):
-            return None
-        path = self.blobs.path(doc.sha256)
-        return (doc.name, path) if path.is_file() else None
+        name = doc.name
+
+        def read() -> bytes:
+            if self.document(doc_id, actor=actor) is None:
+                raise NotAuthorized(f"{name} is no longer there for you to download")
+            try:
+                return self.blobs.path(sha).read_bytes()
+            except FileNotFoundError:
+                raise BadRequest(f"the original of version {version} of {name} is no longer kept") from None
+
+        return name, read
 
     def show(self, chunk_id: str, *, actor: Actor) -> ShownPassage:
         """The passage `chunk_id` with its document and version. Raises BadRequest when there is no such
@@ -484,21 +500,88 @@ class KnowledgeBase:
     def health(self) -> list[ComponentHealth]:
         return check(self.serving, self.catalog, self.settings)
 
-    def documents(self, *, actor: Actor) -> list[Document]:
-        visible = visible_groups(actor, self.settings)
-        return [doc for doc in self.catalog.documents() if may_see(doc.groups, visible)]
+    # documents -------------------------------------------------------------------------------
+    def documents(self, *, actor: Actor, where: DocumentFilter | None = None) -> list[Document]:
+        """The documents the actor may see (kb.access), those `where` keeps. A document is what has a
+        serving version (SqliteCatalog.served_documents): every page, command and count uses this."""
+        rights = rights_of(actor, self.settings)
+        return [
+            d for d in self.catalog.served_documents() if can_see(d, rights) and (where is None or where.matches(d))
+        ]
+
+    def document(self, doc_id: str, *, actor: Actor) -> Document | None:
+        """One document, if it is one (it serves a version) and the actor may see it."""
+        doc = self.catalog.document(doc_id)
+        if doc is None or doc.status != "ok" or doc.version < 1 or not can_see(doc, rights_of(actor, self.settings)):
+            return None
+        return doc
+
+    def may_change(self, doc_id: str, *, actor: Actor) -> bool:
+        """Whether the actor may replace, delete, re-ingest or re-label the document (kb.access.can_change):
+        for pages to offer only what will be allowed; every action checks again."""
+        doc = self.document(doc_id, actor=actor)
+        return doc is not None and can_change(doc, rights_of(actor, self.settings))
+
+    def _visible(self, doc_id: str, actor: Actor) -> Document:
+        doc = self.document(doc_id, actor=actor)
+        if doc is None:
+            raise NotAuthorized(f"there is no document with id {doc_id!r}")
+        return doc
+
+    def versions(self, doc_id: str, *, actor: Actor) -> list[Version]:
+        """Every version of a document the actor may see, newest first, each saying whether its original
+        is still kept. NotAuthorized, the same as for a missing one, otherwise."""
+        self._visible(doc_id, actor)
+        return [replace(v, kept=bool(v.sha256) and self.blobs.exists(v.sha256)) for v in self.catalog.versions(doc_id)]
+
+    def passages(self, doc_id: str, *, actor: Actor, limit: int = 5) -> list[Chunk]:
+        """The first `limit` passages of the document's serving version, in order, as they are indexed:
+        a preview. NotAuthorized for a document the actor may not see."""
+        doc = self._visible(doc_id, actor)
+        ids = [point_id(f"{doc.doc_id}:{doc.version}:{seq}") for seq in range(min(limit, doc.chunks))]
+        found = self.serving.index.fetch(ids) if ids else {}
+        return [found[i] for i in ids if i in found]
+
+    def reingest(self, doc_id: str, actor: Actor) -> int:
+        """Queue the serving version's kept original again, as the document's next version (kb.intake)."""
+        return self.intake.submit_reingest(doc_id, actor)
+
+    # failed uploads ----------------------------------------------------------------------------
+    def failed_attempts(self, *, actor: Actor) -> list[FailedAttempt]:
+        """The failed uploads the actor may see, newest first: admins every one, others their own. Each says
+        whether its original is kept (so it can be retried)."""
+        rights = rights_of(actor, self.settings)
+        return [
+            replace(a, kept=bool(a.blob) and self.blobs.exists(a.blob))
+            for a in self.catalog.failed_attempts() if rights.admin or a.uploader == rights.name
+        ]
+
+    def retry_attempt(self, attempt_id: int, actor: Actor) -> int:
+        """Queue a failed upload's kept original again (kb.intake.Intake.retry); returns the job's id."""
+        return self.intake.retry(attempt_id, actor)
+
+    def dismiss_attempt(self, attempt_id: int, actor: Actor) -> FailedAttempt:
+        """Forget a failed upload (and its original, unless something else uses it); the warning it left on
+        its document goes with its last attempt. A document a re-index could no longer parse, whose attempt
+        this is, goes with it if the actor may change it."""
+        attempt = self.intake.attempt(attempt_id, actor)
+        husk = self.catalog.document(attempt.doc_id) if attempt.doc_id else None
+        drop = husk is not None and husk.version == 0 and can_change(husk, rights_of(actor, self.settings))
+        for blob in self.catalog.remove_attempt(attempt.id, drop_husk=drop):
+            self.blobs.delete(blob)
+        return attempt
 
     def stats(self) -> dict[str, Any]:
-        docs = self.catalog.documents()
+        docs = self.catalog.served_documents()
         index = self.index
         modes = self.modes()
         return {
-            "documents": sum(1 for d in docs if d.status == "ok"),
-            "failed_documents": sum(1 for d in docs if d.status == "failed"),
+            "documents": len(docs),
+            "failed_uploads": len(self.catalog.failed_attempts()),
             "chunks": index.count(),
             "unoptimized_chunks": index.unoptimized,
-            "catalog_chunks": sum(d.chunks for d in docs if d.status == "ok"),
-            "pages": sum(d.pages or 0 for d in docs if d.status == "ok"),
+            "catalog_chunks": sum(d.chunks for d in docs),
+            "pages": sum(d.pages or 0 for d in docs),
             "originals_bytes": self.blobs.size_bytes(),
             "index": self.serving.describe(),
             "search_mode": modes.search,

@@ -241,11 +241,20 @@ def test_delete_removes_the_chosen_documents():
     kb = knowledge_base()
     travel = kb.catalog.named("travel.md")[0]
     app = unlocked_admin()
-    form_multiselect = [m for m in app.multiselect if m.label == "Documents to delete"][0]
-    form_multiselect.set_value([travel.doc_id])
-    [c for c in app.checkbox if c.label.startswith("Delete them")][0].check()
+    [b for b in app.button if b.label == "Delete"][0].click().run()  # nothing chosen
+    assert [w.value for w in app.warning] == ["Choose a document to delete: nothing was deleted."]
+    app.multiselect(key="delete_chosen").set_value([travel.doc_id])
+    [b for b in app.button if b.label == "Delete"][0].click().run()  # not confirmed: the choice stays
+    assert [w.value for w in app.warning] == ["Tick the box to confirm: nothing was deleted yet."]
+    assert app.multiselect(key="delete_chosen").value == [travel.doc_id] and kb.catalog.document(travel.doc_id)
+    app.checkbox(key="delete_sure").check()
     [b for b in app.button if b.label == "Delete"][0].click().run()
+    assert not app.exception, app.exception
     jobs = app.session_state["delete_jobs"]
     wait_for_jobs(kb, jobs)
+    app.run()
+    (row,) = [r for frame in app.dataframe for r in frame.value.to_dict("records") if "file" in r]
+    assert (row["file"], row["status"]) == ("travel.md", "ok")  # the file's name, not its id
+    assert app.multiselect(key="delete_chosen").value == []
     assert kb.catalog.named("travel.md") == []
     assert all(p.chunk.source != "travel.md" for p in kb.search("receipts reimbursed travel", actor=LOCAL_ADMIN))

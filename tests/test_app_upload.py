@@ -106,9 +106,11 @@ def test_several_files_each_get_a_status_and_failures_a_one_line_reason(kb):
     assert reason and "\n" not in reason and "Traceback" not in reason
 
     documents = {row["document"]: row for row in app.dataframe[1].value.to_dict("records")}
-    assert documents["leave.md"]["status"] == "ok" and documents["leave.md"]["version"] == 1
+    assert documents["leave.md"]["status"] == "🟢 serving" and documents["leave.md"]["version"] == 1
     assert documents["leave.md"]["chunks"] >= 1 and documents["leave.md"]["uploader"] == "anonymous"
-    assert documents["scan.pdf"]["status"] == "failed" and documents["scan.pdf"]["last error"] == reason
+    assert documents["leave.md"]["pages"] == "–"  # unknown for Markdown: a dash, not "None"
+    assert "scan.pdf" not in documents  # a failed upload is not a document: it is listed on the Documents page
+    assert [a.reason for a in kb.failed_attempts(actor=LOCAL_ADMIN) if a.name == "scan.pdf"] == [reason]
 
 
 def test_a_folder_keeps_paths_inside_it_and_skips_hidden_files(kb):

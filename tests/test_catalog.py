@@ -36,13 +36,57 @@ def test_failure_keeps_the_serving_version(tmp_path: Path):
     doc = make_doc()
     cat.begin_version(doc, 1)
     cat.commit_version(doc.doc_id, 1, pages=1, chunks=1)
-    cat.record_failure(make_doc(sha="3" * 64), "password-protected")
+    upload = Job(id=7, kind="ingest", name="a.md", blob="3" * 64, size=10, uploader="ann")
+    cat.record_failure(make_doc(sha="3" * 64), "password-protected", upload)
     kept = cat.document(doc.doc_id)
     assert kept and kept.status == "ok" and kept.version == 1 and kept.error == "password-protected"
+    assert [d.doc_id for d in cat.served_documents()] == [doc.doc_id]  # still a document, with the warning
 
-    cat.record_failure(make_doc("b.pdf"), "file is damaged")
-    failed = cat.named("b.pdf")[0]
-    assert failed and failed.status == "failed" and failed.version == 0
+    cat.record_failure(make_doc("b.pdf"), "file is damaged", Job(id=8, kind="ingest", name="b.pdf", uploader="bo"))
+    assert cat.named("b.pdf") == []  # a failed upload is not a document...
+    attempts = {a.name: a for a in cat.failed_attempts()}  # ...but a failed attempt
+    assert attempts["b.pdf"].reason == "file is damaged" and attempts["b.pdf"].doc_id == "" and attempts["b.pdf"].uploader == "bo"
+    assert attempts["a.md"].doc_id == doc.doc_id and attempts["a.md"].blob == "3" * 64
+    cat.record_attempt(upload, "again")  # once per job
+    assert len(cat.failed_attempts()) == 2
+
+
+def test_an_aborted_first_version_leaves_no_document_behind(tmp_path: Path):
+    cat = SqliteCatalog(tmp_path / "c.db")
+    doc = make_doc("new.pdf")
+    cat.begin_version(doc, 1, job_id=3)
+    cat.abort_version(doc.doc_id, 1, "the index refused it", Job(id=3, kind="ingest", name="new.pdf", blob=doc.sha256))
+    assert cat.documents() == [] and cat.versions(doc.doc_id) == []
+    (attempt,) = cat.failed_attempts()
+    assert (attempt.name, attempt.reason, attempt.blob, attempt.doc_id) == ("new.pdf", "the index refused it", doc.sha256, "")
+    assert cat.remove_attempt(attempt.id) == [doc.sha256] and cat.failed_attempts() == []  # nothing else uses it
+
+
+def test_a_catalog_of_schema_3_moves_failed_uploads_out_of_the_documents(tmp_path: Path):
+    path = tmp_path / "c.sqlite3"
+    cat = SqliteCatalog(path)
+    good, reparse = make_doc("good.md"), make_doc("old.pdf", sha="5" * 64)
+    for d in (good, reparse):
+        cat.begin_version(d, 1)
+        cat.commit_version(d.doc_id, 1, None, 2)
+    cat.unserve(reparse.doc_id, "re-index: damaged")
+    cat.close()
+    db = sqlite3.connect(path)  # as an earlier release left it: failures were version-0 documents
+    db.executescript(
+        "DROP TABLE failed_attempts; PRAGMA user_version = 3;"
+        " INSERT INTO documents (doc_id, name, version, status, sha256, size, error, uploader, groups, owner,"
+        " created_at, updated_at) VALUES ('f1', 'song.wav', 0, 'failed', '6666', 9, 'unsupported file type', 'ann',"
+        " '[]', 'ann', '2026-01-01', '2026-01-02');"
+    )
+    db.close()
+    cat = SqliteCatalog(path)
+    assert [d.name for d in cat.served_documents()] == ["good.md"]
+    attempts = {a.name: a for a in cat.failed_attempts()}
+    assert attempts["song.wav"].reason == "unsupported file type" and attempts["song.wav"].uploader == "ann"
+    assert attempts["song.wav"].doc_id == "" and cat.document("f1") is None
+    assert attempts["old.pdf"].doc_id == reparse.doc_id  # a document a re-index lost keeps its history
+    assert cat.document(reparse.doc_id) is not None
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_remove_document_returns_only_unreferenced_blobs(tmp_path: Path):
@@ -139,3 +183,19 @@ def test_a_catalog_of_schema_1_gains_job_progress(tmp_path: Path):
     catalog.set_progress(job.id, 1, 2)
     assert catalog.jobs([job.id])[0].done == 1
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_dismissing_the_last_attempt_clears_the_warning_or_gives_up_a_document_that_serves_nothing(tmp_path: Path):
+    cat = SqliteCatalog(tmp_path / "c.db")
+    served, lost = make_doc("a.md"), make_doc("lost.pdf", sha="7" * 64)
+    for d in (served, lost):
+        cat.begin_version(d, 1)
+        cat.commit_version(d.doc_id, 1, None, 1)
+    cat.record_failure(served, "damaged", Job(id=1, kind="ingest", name="a.md", blob="8" * 64))
+    cat.unserve(lost.doc_id, "re-index: damaged")  # serves nothing now: not a document, a failed attempt
+    assert [d.name for d in cat.served_documents()] == ["a.md"]
+    attempts = {a.name: a for a in cat.failed_attempts()}
+    assert cat.remove_attempt(attempts["a.md"].id) == ["8" * 64]
+    assert cat.document(served.doc_id).error == ""  # the warning goes with its last attempt
+    assert cat.remove_attempt(attempts["lost.pdf"].id, drop_husk=True) == ["7" * 64]
+    assert cat.document(lost.doc_id) is None and cat.failed_attempts() == []

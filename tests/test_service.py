@@ -100,8 +100,10 @@ def test_a_bad_file_fails_with_a_reason_and_the_rest_go_in(kb: KnowledgeBase, tm
     for name in ("broken.pdf", "empty.txt"):
         outcome, reason = results[name]
         assert outcome == "failed" and reason and "\n" not in reason and "Traceback" not in reason
-    broken = kb.catalog.named("broken.pdf")[0]
-    assert broken and broken.status == "failed" and broken.error
+    assert kb.catalog.named("broken.pdf") == []  # a failed upload is not a document
+    attempts = {a.name: a for a in kb.failed_attempts(actor=LOCAL_ADMIN)}
+    assert attempts["broken.pdf"].reason == results["broken.pdf"][1] and attempts["broken.pdf"].kept
+    assert [d.name for d in kb.documents(actor=LOCAL_ADMIN)] == ["leave.md"]
 
 
 def test_a_failed_new_version_keeps_the_old_one_serving(kb: KnowledgeBase, tmp_path: Path):

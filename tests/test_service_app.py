@@ -9,6 +9,7 @@ import pytest
 
 from kb.auth import LOCAL_ADMIN
 from kb.config import load_settings
+from kb.errors import KbError
 from kb.service import KnowledgeBase
 
 LEAVE = "# Leave\n\n" + " ".join(
@@ -117,11 +118,13 @@ def test_the_original_of_a_passage_can_be_downloaded_until_it_is_deleted(make_kb
     kb = make_kb()
     ingest(kb, tmp_path)
     passage = kb.search("annual leave", actor=LOCAL_ADMIN)[0]
-    name, path = kb.original(passage.chunk.doc_id, actor=LOCAL_ADMIN)
-    assert name == "leave.md" and path.read_text() == LEAVE
+    name, read = kb.original(passage.chunk.doc_id, actor=LOCAL_ADMIN)
+    assert name == "leave.md" and read().decode() == LEAVE
     kb.submit_delete(passage.chunk.doc_id, LOCAL_ADMIN)
     kb.work_queue()
     assert kb.original(passage.chunk.doc_id, actor=LOCAL_ADMIN) is None
+    with pytest.raises(KbError, match="no longer there"):  # a download button drawn before: one line, not a traceback
+        read()
 
 
 def test_reindex_progress_reaches_a_process_that_does_not_run_it(make_kb, tmp_path: Path):

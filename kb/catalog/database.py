@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from kb.records import Document, Job
+from kb.records import Document, FailedAttempt, Job
 from kb.storage import DataDirError, make_dir, no_space, not_writable
 
 MAX_ATTEMPTS = 3  # a job that crashed its worker this often is failed instead of retried
@@ -40,7 +40,7 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-SCHEMA_VERSION = 3  # PRAGMA user_version; 0 is the first release (names unique, no owners)
+SCHEMA_VERSION = 4  # PRAGMA user_version; 0 is the first release (names unique, no owners)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -71,6 +71,12 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, id);
 CREATE INDEX IF NOT EXISTS jobs_uploader ON jobs (uploader, id);
+CREATE TABLE IF NOT EXISTS failed_attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, reason TEXT NOT NULL, created_at TEXT NOT NULL,
+    uploader TEXT NOT NULL DEFAULT '', doc_id TEXT NOT NULL DEFAULT '', blob TEXT NOT NULL DEFAULT '',
+    size INTEGER NOT NULL DEFAULT 0, groups TEXT NOT NULL DEFAULT 'null', actor_groups TEXT NOT NULL DEFAULT '[]',
+    actor_admin INTEGER NOT NULL DEFAULT 0, job_id INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS synced_files (
     root TEXT NOT NULL, name TEXT NOT NULL, doc_id TEXT NOT NULL, created INTEGER NOT NULL,
@@ -142,11 +148,49 @@ UPDATE jobs SET batch = id;
 UPDATE jobs SET cleared = 1 WHERE status = 'done';
 """
 
+# Version 4: failed uploads are attempts, not documents. The version-0 rows earlier releases kept for
+# them (a .wav, an empty file) move to `failed_attempts`; a document a re-index could no longer parse
+# keeps its row and history (it has superseded versions) and gets an attempt naming it. Rows of an
+# ingest still in progress are left to recovery.
+_MIGRATE_FROM_3_FAILED_ATTEMPTS = """
+CREATE TABLE IF NOT EXISTS failed_attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, reason TEXT NOT NULL, created_at TEXT NOT NULL,
+    uploader TEXT NOT NULL DEFAULT '', doc_id TEXT NOT NULL DEFAULT '', blob TEXT NOT NULL DEFAULT '',
+    size INTEGER NOT NULL DEFAULT 0, groups TEXT NOT NULL DEFAULT 'null', actor_groups TEXT NOT NULL DEFAULT '[]',
+    actor_admin INTEGER NOT NULL DEFAULT 0, job_id INTEGER NOT NULL DEFAULT 0
+);
+CREATE TEMP TABLE husks AS SELECT d.doc_id, EXISTS (
+    SELECT 1 FROM versions v WHERE v.doc_id = d.doc_id AND v.status IN ('ok', 'superseded')) AS kept_row
+    FROM documents d WHERE d.version = 0 AND d.status = 'failed'
+    AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.doc_id = d.doc_id AND v.status = 'indexing');
+INSERT INTO failed_attempts (name, reason, created_at, uploader, doc_id, blob, size, groups)
+    SELECT d.name, CASE WHEN d.error = '' THEN 'failed' ELSE d.error END, d.updated_at,
+    CASE WHEN h.kept_row THEN d.owner ELSE d.uploader END, CASE WHEN h.kept_row THEN d.doc_id ELSE '' END,
+    d.sha256, d.size, CASE WHEN h.kept_row THEN 'null' ELSE d.groups END
+    FROM documents d JOIN husks h ON h.doc_id = d.doc_id;
+DELETE FROM versions WHERE doc_id IN (SELECT doc_id FROM husks WHERE NOT kept_row);
+DELETE FROM documents WHERE doc_id IN (SELECT doc_id FROM husks WHERE NOT kept_row);
+DROP TABLE husks;
+"""
+
+# What brings a catalog of each schema version up to SCHEMA_VERSION: the migrations from it on, in order.
+_MIGRATIONS = [_MIGRATE_FROM_0, _MIGRATE_FROM_1, _MIGRATE_FROM_2_JOB_CONTROL, _MIGRATE_FROM_3_FAILED_ATTEMPTS]
+assert len(_MIGRATIONS) == SCHEMA_VERSION, "each schema version needs its migration"
+
 
 def _document(row: sqlite3.Row) -> Document:
     fields = dict(row)
     fields["groups"] = tuple(json.loads(fields["groups"]))
     return Document(**fields)
+
+
+def _attempt(row: sqlite3.Row, kept: bool) -> FailedAttempt:
+    fields = dict(row)
+    groups = json.loads(fields["groups"])
+    fields["groups"] = None if groups is None else tuple(groups)
+    fields["actor_groups"] = tuple(json.loads(fields["actor_groups"]))
+    fields["actor_admin"] = bool(fields["actor_admin"])
+    return FailedAttempt(**fields, kept=kept)
 
 
 def _job(row: sqlite3.Row) -> Job:
@@ -187,11 +231,7 @@ class Database:
                 version = self._db.execute("PRAGMA user_version").fetchone()[0]
                 existing = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'documents'").fetchone()
                 if existing:
-                    steps = {
-                        0: _MIGRATE_FROM_0 + _MIGRATE_FROM_1 + _MIGRATE_FROM_2_JOB_CONTROL,
-                        1: _MIGRATE_FROM_1 + _MIGRATE_FROM_2_JOB_CONTROL,
-                        2: _MIGRATE_FROM_2_JOB_CONTROL,
-                    }.get(version, "")
+                    steps = "".join(_MIGRATIONS[version:])
                     for statement in steps.split(";"):
                         if statement.strip():
                             self._db.execute(statement)

@@ -1,4 +1,9 @@
-"""The documents and their versions: what is served, what is being written, what failed."""
+"""The documents and their versions: what is served, what is being written, what failed.
+
+A document is what has a serving version (`served_documents`): every list and count of kb uses that
+one definition. A failed upload is a failed attempt (`failed_attempts`), never a document; a document
+whose newest upload failed keeps serving its last good version and carries the reason in `error`.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,31 @@ import json
 import sqlite3
 from typing import Sequence
 
-from kb.catalog.database import Database, _document, now
-from kb.records import Document
+from kb.catalog.database import Database, _attempt, _document, now
+from kb.records import Document, FailedAttempt, Job, Version
+
+SERVED = "version > 0 AND status = 'ok'"  # what kb calls a document: it has a version the index serves
 
 
 class Documents(Database):
     # documents -------------------------------------------------------------------------------
     def documents(self) -> list[Document]:
+        """Every row, drafts of an ingest in progress and documents being deleted included (recovery,
+        re-index); lists and counts use `served_documents`."""
         return [_document(r) for r in self._query("SELECT * FROM documents ORDER BY name")]
+
+    def served_documents(self) -> list[Document]:
+        """The documents, as every page, command and count of kb means them: those with a serving version."""
+        return [_document(r) for r in self._query(f"SELECT * FROM documents WHERE {SERVED} ORDER BY name, created_at")]
+
+    def versions(self, doc_id: str) -> list[Version]:
+        """Every version of a document, newest first (`kept` is the blob store's to say: False here)."""
+        rows = self._query(
+            "SELECT doc_id, version, status, created_at, uploader, sha256, size, kind, pages, chunks, error"
+            " FROM versions WHERE doc_id = ? ORDER BY version DESC",
+            (doc_id,),
+        )
+        return [Version(**dict(r)) for r in rows]
 
     def document(self, doc_id: str) -> Document | None:
         rows = self._query("SELECT * FROM documents WHERE doc_id = ?", (doc_id,))
@@ -104,21 +126,46 @@ class Documents(Database):
                 (version, pages, chunks, now(), doc_id, version, doc_id),
             )
 
-    def abort_version(self, doc_id: str, version: int, reason: str) -> None:
+    def abort_version(self, doc_id: str, version: int, reason: str, job: Job | None = None) -> None:
+        """A version that could not be written. A document with a history keeps it (and the reason, as a
+        warning); the draft of a new document goes, so a failure never becomes a document. With the
+        job, the failure is recorded as a failed attempt (recovery passes none: the job runs again)."""
         with self._write() as db:
             db.execute(
                 "UPDATE versions SET status = 'failed', error = ? WHERE doc_id = ? AND version = ?",
                 (reason, doc_id, version),
             )
-            db.execute(
-                "UPDATE documents SET error = ?, updated_at = ? WHERE doc_id = ?", (reason, now(), doc_id)
-            )
+            if _has_history(db, doc_id):
+                db.execute(
+                    "UPDATE documents SET error = ?, updated_at = ? WHERE doc_id = ?", (reason, now(), doc_id)
+                )
+            else:
+                db.execute("DELETE FROM versions WHERE doc_id = ?", (doc_id,))
+                db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+                doc_id = ""
+            if job is not None:
+                _add_attempt(db, job, reason, doc_id)
 
-    def record_failure(self, doc: Document, reason: str) -> None:
+    def record_failure(self, doc: Document, reason: str, job: Job | None = None) -> None:
+        """An upload that failed before a version was begun: a warning on the document it was to be a
+        version of, if that exists; with the job, a failed attempt."""
         with self._write() as db:
-            self._ensure_document(db, doc, "failed", reason)
+            exists = db.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc.doc_id,)).fetchone() is not None
+            if exists:
+                db.execute(
+                    "UPDATE documents SET error = ?, updated_at = ? WHERE doc_id = ?", (reason, now(), doc.doc_id)
+                )
+            if job is not None:
+                _add_attempt(db, job, reason, doc.doc_id if exists else "")
+
+    def record_attempt(self, job: Job, reason: str, doc_id: str = "") -> None:
+        """A failed ingest job as a failed attempt, unless one is recorded for it already."""
+        with self._write() as db:
+            _add_attempt(db, job, reason, doc_id)
 
     def unserve(self, doc_id: str, reason: str) -> None:
+        """A document a re-index could not parse again: no longer served, so no longer a document; its row
+        and versions stay (a retry makes its next version) and a failed attempt names it, for its owner."""
         with self._write() as db:
             db.execute("UPDATE versions SET status = 'superseded' WHERE doc_id = ? AND status = 'ok'", (doc_id,))
             db.execute(
@@ -126,6 +173,54 @@ class Documents(Database):
                 " WHERE doc_id = ?",
                 (reason, now(), doc_id),
             )
+            db.execute(
+                "INSERT INTO failed_attempts (name, reason, created_at, uploader, doc_id, blob, size)"
+                " SELECT name, ?, ?, owner, doc_id, sha256, size FROM documents WHERE doc_id = ?",
+                (reason, now(), doc_id),
+            )
+
+    # failed attempts -------------------------------------------------------------------------
+    def failed_attempts(self) -> list[FailedAttempt]:
+        """Every failed upload, newest first (`kept` is the blob store's to say: False here)."""
+        return [_attempt(r, kept=False) for r in self._query("SELECT * FROM failed_attempts ORDER BY id DESC")]
+
+    def failed_attempt(self, attempt_id: int) -> FailedAttempt | None:
+        rows = self._query("SELECT * FROM failed_attempts WHERE id = ?", (attempt_id,))
+        return _attempt(rows[0], kept=False) if rows else None
+
+    def take_attempt(self, attempt_id: int) -> FailedAttempt | None:
+        """Remove the attempt to retry it, returning it (None if another click took it first). Its original
+        stays: the retry's job holds it."""
+        with self._write() as db:
+            row = db.execute("SELECT * FROM failed_attempts WHERE id = ?", (attempt_id,)).fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM failed_attempts WHERE id = ?", (attempt_id,))
+            return _attempt(row, kept=False)
+
+    def remove_attempt(self, attempt_id: int, drop_husk: bool = False) -> list[str]:
+        """Dismiss an attempt; returns the originals nothing refers to any more, to delete. When it was the
+        last attempt naming a document, that document's warning goes; and with `drop_husk`, a document
+        that serves nothing (a re-index could not parse it) goes too, unless a job is about to give it a
+        version."""
+        with self._write() as db:
+            row = db.execute("SELECT blob, doc_id FROM failed_attempts WHERE id = ?", (attempt_id,)).fetchone()
+            if row is None:
+                return []
+            db.execute("DELETE FROM failed_attempts WHERE id = ?", (attempt_id,))
+            blobs, doc_id = {row["blob"]}, row["doc_id"]
+            if doc_id and not db.execute("SELECT 1 FROM failed_attempts WHERE doc_id = ?", (doc_id,)).fetchone():
+                db.execute(f"UPDATE documents SET error = '' WHERE doc_id = ? AND {SERVED}", (doc_id,))
+                husk = db.execute(
+                    "SELECT 1 FROM documents WHERE doc_id = ? AND version = 0 AND status = 'failed'"
+                    " AND NOT EXISTS (SELECT 1 FROM jobs WHERE doc_id = ? AND status != 'done')",
+                    (doc_id, doc_id),
+                ).fetchone()
+                if husk and drop_husk:
+                    blobs |= {r["sha256"] for r in db.execute("SELECT sha256 FROM versions WHERE doc_id = ?", (doc_id,))}
+                    db.execute("DELETE FROM versions WHERE doc_id = ?", (doc_id,))
+                    db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+            return _unused(db, blobs)
 
     def versions_in_progress(self) -> list[tuple[str, int]]:
         rows = self._query("SELECT doc_id, version FROM versions WHERE status = 'indexing'")
@@ -136,14 +231,15 @@ class Documents(Database):
             db.execute("UPDATE documents SET status = 'deleting', updated_at = ? WHERE doc_id = ?", (now(), doc_id))
 
     def remove_document(self, doc_id: str) -> list[str]:
+        """Forget a document, its versions and the failed attempts at new versions of it; returns the
+        originals nothing refers to any more, to delete."""
         with self._write() as db:
             blobs = {r["sha256"] for r in db.execute("SELECT sha256 FROM versions WHERE doc_id = ?", (doc_id,))}
+            blobs |= {r["blob"] for r in db.execute("SELECT blob FROM failed_attempts WHERE doc_id = ?", (doc_id,))}
             db.execute("DELETE FROM versions WHERE doc_id = ?", (doc_id,))
+            db.execute("DELETE FROM failed_attempts WHERE doc_id = ?", (doc_id,))
             db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
-            still_used = {
-                r["sha256"] for r in db.execute("SELECT DISTINCT sha256 FROM versions")
-            } | {r["blob"] for r in db.execute("SELECT blob FROM jobs WHERE status != 'done'")}
-        return sorted(blobs - still_used)
+            return _unused(db, blobs)
 
     def update_counts(self, doc_id: str, pages: int | None, chunks: int) -> None:
         with self._write() as db:
@@ -155,3 +251,35 @@ class Documents(Database):
                 (pages, chunks, doc_id),
             )
 
+
+
+def _has_history(db: sqlite3.Connection, doc_id: str) -> bool:
+    """Whether the document ever served a version (else its row is only the draft of a first attempt)."""
+    return db.execute(
+        "SELECT 1 FROM documents WHERE doc_id = ? AND version > 0"
+        " UNION SELECT 1 FROM versions WHERE doc_id = ? AND status IN ('ok', 'superseded')",
+        (doc_id, doc_id),
+    ).fetchone() is not None
+
+
+def _add_attempt(db: sqlite3.Connection, job: Job, reason: str, doc_id: str) -> None:
+    """Record a failed ingest job as a failed attempt, once per job."""
+    if job.id and db.execute("SELECT 1 FROM failed_attempts WHERE job_id = ?", (job.id,)).fetchone():
+        return
+    if doc_id and db.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone() is None:
+        doc_id = ""  # gone meanwhile: a retry makes a new document
+    db.execute(
+        "INSERT INTO failed_attempts (name, reason, created_at, uploader, doc_id, blob, size, groups,"
+        " actor_groups, actor_admin, job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (job.name, reason, now(), job.uploader, doc_id, job.blob, job.size,
+         json.dumps(None if job.groups is None else list(job.groups)), json.dumps(list(job.actor_groups)),
+         int(job.actor_admin), job.id),
+    )
+
+
+def _unused(db: sqlite3.Connection, blobs: set[str]) -> list[str]:
+    """The originals among `blobs` that no version, failed attempt or unfinished job refers to."""
+    used = {r["sha256"] for r in db.execute("SELECT DISTINCT sha256 FROM versions")}
+    used |= {r["blob"] for r in db.execute("SELECT blob FROM failed_attempts")}
+    used |= {r["blob"] for r in db.execute("SELECT blob FROM jobs WHERE status != 'done'")}
+    return sorted(b for b in blobs - used if b)
