@@ -148,12 +148,12 @@ def card(
             + "".join(f'<div class="kb-card-warn">\u26a0 {w}</div>' for w in warnings)
             + f'<div class="kb-passage">{body}</div>{whole}</div>'
         )
-        original = kb.original(passage.chunk.doc_id, actor=actor)
+        original = kb.version_original(chunk.doc_id, chunk.version, actor=actor)  # the version the passage is from
         if original is not None:
             name, read = original
             st.download_button(
-                "Original file", data=read, file_name=PurePosixPath(name).name,
-                mime="application/octet-stream", key=key, on_click="ignore", icon=":material/download:",
+                "Original file", data=read, help=f"Version {chunk.version}, the one this passage is from",
+                file_name=PurePosixPath(name).name, mime="application/octet-stream", key=key, on_click="ignore", icon=":material/download:",
             )
         else:
             note("The original is no longer kept.")

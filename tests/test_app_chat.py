@@ -75,6 +75,7 @@ def test_an_answer_has_one_card_per_marker_naming_file_section_and_score(kb):
     assert "<mark>" in leave_card  # the supporting words are highlighted
     originals = [b for b in app.get("download_button") if b.proto.label == "Original file"]
     assert len(originals) == len(shown)
+    assert all(b.proto.help.startswith("Version 1,") for b in originals)  # the passage's own version's file
     # the cited chunk's words that the answer uses are the ones marked
     assert "<mark>HR portal</mark>" in leave_card or "<mark>HR</mark>" in leave_card
 
