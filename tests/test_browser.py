@@ -207,7 +207,7 @@ def test_open_in_document_shows_the_pdf_page_with_the_passage_highlighted(browse
 
 
 def test_a_page_opened_by_its_address_first_shows_the_apps_own_navigation(browser, tmp_path: Path):
-    """The first request after a start opens /upload directly: the app's three pages, no file list."""
+    """The first request after a start opens /upload directly: the app's four pages, no file list."""
     with running_app(tmp_path) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(TIMEOUT_MS)
@@ -215,4 +215,4 @@ def test_a_page_opened_by_its_address_first_shows_the_apps_own_navigation(browse
         page.get_by_role("button", name="Add files to the knowledge base").or_(
             page.locator('[data-testid="stFileUploaderDropzoneInput"]')).first.wait_for(state="attached")
         links = page.locator('[data-testid="stSidebarNavLink"]').all_inner_texts()
-        assert [link.split("\n")[-1].strip() for link in links] == ["Chat", "Upload", "Admin"]  # after the icon name
+        assert [link.split("\n")[-1].strip() for link in links] == ["Chat", "Upload", "Documents", "Admin"]  # after the icon name
